@@ -1,0 +1,62 @@
+"""All-to-all attention: the StyA2K paper's ablation baseline (spec §10.1).
+
+Same layers (relu3_1, relu4_1, relu5_1), transform, decoder and residual as StyA2K; each A2K module is replaced by
+full multi-head attention over every style position::
+
+    Q = q(N(Fc)), K = k(N(Fs)), V = v(Fs);  F_cs = fusion1(softmax(Q Kᵀ) V) + Fc     (8 heads, no 1/√d)
+
+It is a fair baseline: the attention runs through the same memory-lean kernels as StyA2K
+(:func:`methods.ops.attention`), so no HW×HW matrix is ever built at large sizes.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .ops import attention, mean_variance_norm, merge_heads, split_heads
+from .stya2k import AttentionTransferNet
+
+
+def all_to_all_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, backend: str = "sdpa") -> Tensor:
+    """q (B, Cq, Hc, Wc), k (B, Cq, Hs, Ws), v (B, Cv, Hs, Ws) → (B, Cv, Hc, Wc): every content position attends to
+    every style position, per head (contiguous channel groups), softmax without scaling."""
+    b, _, hc, wc = q.shape
+    tokens = lambda x: split_heads(x, heads).flatten(3).transpose(-1, -2)  # noqa: E731  (B, h, L, d)
+    out = attention(tokens(q), tokens(k), tokens(v), backend=backend)  # (B, h, Lc, dv)
+    return merge_heads(out.transpose(-1, -2)).reshape(b, v.shape[1], hc, wc)
+
+
+class AllToAllAttention(nn.Module):
+    """Drop-in replacement for :class:`methods.a2k.A2KAttention`: parameters ``q``, ``k``, ``v``, ``fusion1``."""
+
+    def __init__(self, channels: int, heads: int = 8, backend: str = "sdpa") -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"{channels} channels cannot be split into {heads} heads")
+        self.channels, self.heads, self.backend = channels, heads, backend
+        self.q, self.k, self.v, self.fusion1 = (nn.Conv2d(channels, channels, kernel_size=1) for _ in range(4))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, heads={self.heads}"
+
+    def forward(self, fc: Tensor, fs: Tensor) -> Tensor:
+        """fc (B, C, Hc, Wc), fs (B, C, Hs, Ws) → (B, C, Hc, Wc)."""
+        q, k = self.q(mean_variance_norm(fc)), self.k(mean_variance_norm(fs))
+        return self.fusion1(all_to_all_attention(q, k, self.v(fs), self.heads, self.backend)) + fc
+
+
+def build_all2all(*, heads: int = 8, merge_relu: bool = False, attention_backend: str = "sdpa") -> AttentionTransferNet:
+    """The all-to-all network; ``merge_relu`` mirrors StyA2K's paper variant (ReLU after the merge conv)."""
+    return AttentionTransferNet(lambda channels, _side: AllToAllAttention(channels, heads, attention_backend),
+                                merge_relu=merge_relu)
+
+
+from .registry import register_method  # noqa: E402
+
+register_method(
+    "all2all",
+    paper="All-to-all attention ablation of Zhu et al., ICCV 2023 (Table 2); design: spec §10.1",
+    summary="full softmax(QKᵀ)V attention, 8 heads, in StyA2K's layers, decoder and residual (no official weights)",
+    encoder_layers=("relu3_1", "relu4_1", "relu5_1"),
+    default_size=512,
+    licence="harness-trained weights only",
+)(build_all2all)

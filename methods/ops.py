@@ -1,0 +1,144 @@
+"""Tensor operations shared by every method: feature statistics, blocking, head splitting and attention.
+
+Conventions (spec §1, §3): feature maps are ``(B, C, H, W)``; statistics are per sample and per channel over the
+``H·W`` positions; the variance is *unbiased* and ``1e-5`` is added to the variance before the square root.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+STD_EPS = 1e-5
+"""Added to the (unbiased) variance before the square root, as in the official StyA2K/AdaAttN/AdaIN code."""
+
+
+def calc_mean_std(x: Tensor, eps: float = STD_EPS) -> tuple[Tensor, Tensor]:
+    """Per-sample, per-channel mean and std of ``x`` (B, C, H, W) → two tensors (B, C, 1, 1).
+
+    ``std = sqrt(var_unbiased + eps)``; a map with a single position has an undefined (NaN) unbiased variance,
+    exactly as in the official code, so callers must reject 1×1 maps (see ``Method`` input checks).
+    """
+    b, c = x.shape[:2]
+    flat = x.reshape(b, c, -1)
+    var, mean = torch.var_mean(flat, dim=2)
+    return mean.view(b, c, 1, 1), (var + eps).sqrt().view(b, c, 1, 1)
+
+
+def mean_variance_norm(x: Tensor) -> Tensor:
+    """Instance normalisation without affine parameters (the paper's N(·)): ``(x − mean) / std``, same shape."""
+    mean, std = calc_mean_std(x)
+    return (x - mean) / std
+
+
+def adain(content: Tensor, style: Tensor) -> Tensor:
+    """Adaptive instance normalisation: ``std(s) · (c − mean(c)) / std(c) + mean(s)``; shapes (B, C, H, W)."""
+    s_mean, s_std = calc_mean_std(style)
+    return mean_variance_norm(content) * s_std + s_mean
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Blocking (spec §3): non-overlapping p×p blocks, block index row-major over the block grid, position row-major inside.
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def block_grid(height: int, width: int, side: int) -> tuple[int, int]:
+    """Number of whole ``side``×``side`` blocks along each axis (floor tiling, as the official ``unfold``)."""
+    return height // side, width // side
+
+
+def to_blocks(x: Tensor, side: int) -> Tensor:
+    """Cut ``x`` (B, C, H, W) into blocks → (B, C, n, r), n = (H//p)(W//p), r = p².
+
+    ``out[b, c, by·(W//p) + bx, dy·p + dx] = x[b, c, by·p + dy, bx·p + dx]`` — identical to ``F.unfold`` with
+    ``kernel_size = stride = p`` (including its floor behaviour: a bottom/right remainder strip is ignored).
+    """
+    b, c, h, w = x.shape
+    gh, gw = block_grid(h, w, side)
+    x = x[:, :, : gh * side, : gw * side]
+    x = x.reshape(b, c, gh, side, gw, side).permute(0, 1, 2, 4, 3, 5)
+    return x.reshape(b, c, gh * gw, side * side)
+
+
+def from_blocks(blocks: Tensor, side: int, grid: tuple[int, int], size: tuple[int, int] | None = None) -> Tensor:
+    """Inverse of :func:`to_blocks`: (B, C, n, r) → (B, C, H, W) with ``grid = (H//p, W//p)``.
+
+    ``size`` (H, W) larger than the tiled area fills the remainder strip with zeros, as the official ``F.fold`` does.
+    """
+    b, c = blocks.shape[:2]
+    gh, gw = grid
+    x = blocks.reshape(b, c, gh, gw, side, side).permute(0, 1, 2, 4, 3, 5).reshape(b, c, gh * side, gw * side)
+    if size is not None and (size[0] != gh * side or size[1] != gw * side):
+        x = F.pad(x, (0, size[1] - gw * side, 0, size[0] - gh * side))
+    return x
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """(B, C, ...) → (B, h, C/h, ...): head k owns the contiguous channels [k·d, (k+1)·d)."""
+    b, c = x.shape[:2]
+    if c % heads:
+        raise ValueError(f"{c} channels cannot be split into {heads} heads")
+    return x.reshape(b, heads, c // heads, *x.shape[2:])
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, h, d, ...) → (B, h·d, ...), the inverse of :func:`split_heads`."""
+    return x.reshape(x.shape[0], x.shape[1] * x.shape[2], *x.shape[3:])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Attention without 1/√d scaling, memory-lean.
+# --------------------------------------------------------------------------------------------------------------------
+
+ATTENTION_BACKENDS = ("sdpa", "chunked", "naive")
+DEFAULT_MAX_SCORE_ELEMENTS = 1 << 24
+"""Largest score tensor (elements) the chunked path materialises at once: 16 Mi floats = 64 MiB in fp32."""
+
+
+def naive_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0) -> Tensor:
+    """``softmax(scale · q kᵀ) v`` with the whole score tensor materialised. q (..., L, d), k (..., S, d), v (..., S, e)."""
+    scores = q @ k.transpose(-1, -2)
+    if scale != 1.0:
+        scores = scores * scale
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def chunked_attention(
+    q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0, max_score_elements: int = DEFAULT_MAX_SCORE_ELEMENTS
+) -> Tensor:
+    """As :func:`naive_attention` but over query chunks so that at most ``max_score_elements`` scores live at once."""
+    lead = math.prod(q.shape[:-2])
+    per_query = max(1, lead * k.shape[-2])
+    chunk = max(1, max_score_elements // per_query)
+    if chunk >= q.shape[-2]:
+        return naive_attention(q, k, v, scale)
+    return torch.cat([naive_attention(qc, k, v, scale) for qc in q.split(chunk, dim=-2)], dim=-2)
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    backend: str = "sdpa",
+    scale: float = 1.0,
+    max_score_elements: int = DEFAULT_MAX_SCORE_ELEMENTS,
+) -> Tensor:
+    """Scaled dot-product attention ``softmax(scale · q kᵀ) v`` over the last two dims; StyA2K uses ``scale = 1``.
+
+    q (..., L, d), k (..., S, d), v (..., S, e) → (..., L, e).
+    ``backend``: ``"sdpa"`` (``F.scaled_dot_product_attention``; its fused kernels never build the L×S matrix),
+    ``"chunked"`` (query chunks bounded by ``max_score_elements``) or ``"naive"`` (reference, materialises L×S).
+    When the value width differs from the key width (the A2K* / all-to-all losses) SDPA may fall back to its
+    materialising math kernel, so ``"sdpa"`` then routes to the chunked path.
+    """
+    if backend == "sdpa":
+        if v.shape[-1] == q.shape[-1]:
+            return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        backend = "chunked"
+    if backend == "chunked":
+        return chunked_attention(q, k, v, scale, max_score_elements)
+    if backend == "naive":
+        return naive_attention(q, k, v, scale)
+    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")

@@ -1,0 +1,491 @@
+"""Weights resolver shared by every style-transfer method (and the metrics).
+
+Each pretrained weight file is described by a :class:`WeightFile` carrying its
+*official* file name (e.g. ``vgg_normalised.pth`` from the pytorch-AdaIN
+release ``v0.0.0``, or ``latest_net_A2K.pth`` from the StyA2K repository), its
+official download URL and, when published, its checksums.
+
+:func:`resolve_files` looks for every file, in this order:
+
+1. the explicit ``weights`` folder (e.g. a method-specific ``--weights DIR``);
+2. ``weights_dir`` (``--weights-dir DIR``), or else ``$HARNESS_WEIGHTS``;
+3. the cache folder (:func:`cache_dir`);
+4. a download into the cache folder, unless downloads are disabled
+   (``download=False`` or ``$HARNESS_OFFLINE=1``) or there is no public URL.
+
+Inside each folder, ``<dir>/<subdir>/<filename>`` is preferred over
+``<dir>/<filename>``. Whatever is still missing at the end is reported in ONE
+:class:`MissingWeightsError` that says what is missing, where to get it, where
+to put it, and that ``--init random`` exists for smoke or timing runs. A missing
+weight never silently becomes a random one.
+
+:func:`load_state_dict` / :func:`check_state_dict` / :func:`load_into` load
+checkpoints safely (``weights_only=True``) and strictly, with errors that name
+the file and the first mismatching keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+__all__ = [
+    "ENV_CACHE",
+    "ENV_OFFLINE",
+    "ENV_WEIGHTS",
+    "ChecksumError",
+    "MissingWeightsError",
+    "ResolvedFile",
+    "StateDictMismatchError",
+    "WeightFile",
+    "WeightsError",
+    "cache_dir",
+    "check_state_dict",
+    "download",
+    "find_file",
+    "git_blob_sha1_file",
+    "load_into",
+    "load_state_dict",
+    "resolve_files",
+    "search_dirs",
+    "sha256_file",
+]
+
+ENV_WEIGHTS = "HARNESS_WEIGHTS"
+ENV_CACHE = "HARNESS_CACHE"
+ENV_OFFLINE = "HARNESS_OFFLINE"
+
+DOWNLOAD_TIMEOUT_S = 60
+_CHUNK = 1 << 20
+_MAX_KEYS = 5
+
+
+# --------------------------------------------------------------------------- #
+# Data types and errors
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class WeightFile:
+    """One pretrained weight file, identified by its official file name."""
+
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+    git_blob_sha1: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedFile:
+    """A weight file found locally or downloaded.
+
+    ``source`` is one of ``"explicit"``, ``"weights_dir"``, ``"env"``,
+    ``"cache"``, ``"download"``. ``verified`` is True when a known checksum
+    matched, False when a known checksum did not match (local files only; a
+    warning was issued), None when no checksum was known.
+    """
+
+    spec: WeightFile
+    path: Path
+    source: str
+    sha256: str
+    verified: bool | None
+
+
+def _one_line(text: str) -> str:
+    """Collapse whitespace (and strip ANSI colour codes) into a single line."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())
+
+
+class WeightsError(Exception):
+    """Base class for weight problems; ``str()`` is a single line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+class MissingWeightsError(WeightsError):
+    """Some weight files could not be found nor downloaded.
+
+    ``missing`` lists every missing :class:`WeightFile`; ``searched`` the
+    ``(source, folder)`` pairs that were looked in; ``reasons`` maps a file name
+    to the reason its download failed (when one was attempted).
+    """
+
+    def __init__(
+        self,
+        missing: Sequence[WeightFile],
+        searched: Sequence[tuple[str, Path]],
+        *,
+        subdir: str | None = None,
+        reasons: Mapping[str, str] | None = None,
+        downloads_enabled: bool = True,
+    ) -> None:
+        self.missing = list(missing)
+        self.searched = list(searched)
+        self.reasons = dict(reasons or {})
+        items = []
+        for spec in self.missing:
+            where = f"from {spec.url}" if spec.url else "no public source"
+            if spec.filename in self.reasons:
+                where += f", download failed: {self.reasons[spec.filename]}"
+            elif spec.url and not downloads_enabled:
+                where += ", not downloaded: downloads disabled"
+            items.append(f"{spec.filename} ({where})")
+        folders = ", ".join(f"{src} {d}" for src, d in self.searched) or "none"
+        place = f"<DIR>/{subdir}/<file> or <DIR>/<file>" if subdir else "<DIR>/<file>"
+        offline = "" if downloads_enabled else f" (downloads are off: download=False or ${ENV_OFFLINE} set)"
+        message = (
+            f"missing weight file(s): {'; '.join(items)}. Searched folders: {folders}. "
+            f"To use them offline, download them and place them as {place} where DIR is given "
+            f"with --weights-dir DIR or {ENV_WEIGHTS}=DIR, or is the cache folder {cache_dir()}"
+            f"{offline}. Or use --init random for an untrained smoke or timing run "
+            f"(its outputs are meaningless)."
+        )
+        super().__init__(message)
+
+
+class ChecksumError(WeightsError):
+    """A downloaded file did not match its published checksum."""
+
+
+class StateDictMismatchError(WeightsError):
+    """A state dict does not match a module's keys or shapes."""
+
+
+# --------------------------------------------------------------------------- #
+# Folders and lookup
+# --------------------------------------------------------------------------- #
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cache_dir() -> Path:
+    """The weights cache folder (not created here).
+
+    ``$HARNESS_CACHE``, else ``$XDG_CACHE_HOME/ast-harness/weights``, else
+    ``~/.cache/ast-harness/weights``.
+    """
+    explicit = _env_path(ENV_CACHE)
+    if explicit is not None:
+        return explicit
+    xdg = _env_path("XDG_CACHE_HOME")
+    base = xdg if xdg is not None else Path.home() / ".cache"
+    return base / "ast-harness" / "weights"
+
+
+def search_dirs(
+    weights: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+) -> list[tuple[str, Path]]:
+    """Ordered ``(source, folder)`` pairs to look in.
+
+    ``("explicit", weights)`` if given; ``("weights_dir", weights_dir)`` if
+    given, else ``("env", $HARNESS_WEIGHTS)`` if set; then ``("cache",
+    cache_dir())``. Folders that do not exist are kept (they appear in error
+    messages) and simply contain nothing.
+    """
+    dirs: list[tuple[str, Path]] = []
+    if weights is not None:
+        dirs.append(("explicit", Path(weights).expanduser()))
+    if weights_dir is not None:
+        dirs.append(("weights_dir", Path(weights_dir).expanduser()))
+    else:
+        env = _env_path(ENV_WEIGHTS)
+        if env is not None:
+            dirs.append(("env", env))
+    dirs.append(("cache", cache_dir()))
+    return dirs
+
+
+def find_file(
+    spec: WeightFile, dirs: list[tuple[str, Path]], subdir: str | None = None
+) -> tuple[str, Path] | None:
+    """First existing file: for each folder in order, ``dir/subdir/filename`` then ``dir/filename``."""
+    for source, folder in dirs:
+        candidates = [folder / subdir / spec.filename] if subdir else []
+        candidates.append(folder / spec.filename)
+        for path in candidates:
+            if path.is_file():
+                return source, path
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# Checksums and download
+# --------------------------------------------------------------------------- #
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_blob_sha1_file(path: str | os.PathLike) -> str:
+    """Git blob id of a file: sha1 of ``b"blob <size>\\0"`` followed by its bytes."""
+    digest = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_mismatches(
+    path: Path, actual_sha256: str, sha256: str | None, git_blob_sha1: str | None
+) -> list[str]:
+    """Descriptions of the known checksums that ``path`` fails (empty when all match)."""
+    problems = []
+    if sha256 and actual_sha256 != sha256.lower():
+        problems.append(f"sha256 expected {sha256.lower()}, got {actual_sha256}")
+    if git_blob_sha1:
+        actual = git_blob_sha1_file(path)
+        if actual != git_blob_sha1.lower():
+            problems.append(f"git blob sha1 expected {git_blob_sha1.lower()}, got {actual}")
+    return problems
+
+
+def _download(
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    git_blob_sha1: str | None,
+    progress: bool,
+) -> str:
+    """Download ``url`` atomically onto ``dest``; return its sha256."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=dest.name, disable=not progress, leave=False,
+            ) as bar:
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        actual = digest.hexdigest()
+        problems = _checksum_mismatches(tmp, actual, sha256, git_blob_sha1)
+        if problems:
+            raise ChecksumError(f"checksum mismatch for {dest.name} downloaded from {url}: {'; '.join(problems)}")
+        os.replace(tmp, dest)
+        return actual
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    git_blob_sha1: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download ``url`` to ``dest`` (any urllib scheme, including ``file://``).
+
+    The data is streamed into a temporary file next to ``dest`` (tqdm progress
+    bar unless ``progress=False``), every known checksum is verified, and the
+    file is then moved onto ``dest`` atomically. On a checksum mismatch the
+    temporary file is deleted and :class:`ChecksumError` is raised; nothing
+    half-written is ever left at ``dest``. Network errors propagate
+    (``urllib.error.URLError``, ``TimeoutError``, ``OSError``).
+    """
+    dest = Path(dest)
+    _download(url, dest, sha256, git_blob_sha1, progress)
+    return dest
+
+
+# --------------------------------------------------------------------------- #
+# Resolution
+# --------------------------------------------------------------------------- #
+def resolve_files(
+    files: Sequence[WeightFile],
+    *,
+    weights: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    subdir: str | None = None,
+    download: bool | None = None,
+    progress: bool = True,
+) -> dict[str, ResolvedFile]:
+    """Find (or download) every file; return them keyed by file name.
+
+    Order per file: explicit ``weights`` folder > ``weights_dir`` (or
+    ``$HARNESS_WEIGHTS``) > cache > download into ``cache_dir()/subdir`` (only
+    when ``download`` is True, or None and ``$HARNESS_OFFLINE`` is unset, and the
+    file has a URL). Local files whose known checksum differs produce a warning
+    and ``verified=False`` (one may keep an older release under the official
+    name). Failed downloads count as missing. If anything is missing, ONE
+    :class:`MissingWeightsError` lists all of it. A download whose checksum does
+    not match raises :class:`ChecksumError`.
+    """
+    allow_download = (not _offline()) if download is None else bool(download)
+    dirs = search_dirs(weights, weights_dir)
+    resolved: dict[str, ResolvedFile] = {}
+    missing: list[WeightFile] = []
+    reasons: dict[str, str] = {}
+
+    for spec in files:
+        found = find_file(spec, dirs, subdir)
+        if found is not None:
+            source, path = found
+            actual = sha256_file(path)
+            verified: bool | None = None
+            if spec.sha256 or spec.git_blob_sha1:
+                problems = _checksum_mismatches(path, actual, spec.sha256, spec.git_blob_sha1)
+                verified = not problems
+                if problems:
+                    warnings.warn(
+                        f"weight file {path} does not match the official {spec.filename} "
+                        f"({'; '.join(problems)}); using it anyway",
+                        stacklevel=2,
+                    )
+            resolved[spec.filename] = ResolvedFile(spec, path, source, actual, verified)
+            continue
+
+        if allow_download and spec.url:
+            base = cache_dir()
+            dest = (base / subdir if subdir else base) / spec.filename
+            try:
+                actual = _download(spec.url, dest, spec.sha256, spec.git_blob_sha1, progress)
+            except ChecksumError:
+                raise
+            except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+                reasons[spec.filename] = _one_line(f"{type(exc).__name__}: {exc}")
+            else:
+                verified = True if (spec.sha256 or spec.git_blob_sha1) else None
+                resolved[spec.filename] = ResolvedFile(spec, dest, "download", actual, verified)
+                continue
+        missing.append(spec)
+
+    if missing:
+        raise MissingWeightsError(
+            missing, dirs, subdir=subdir, reasons=reasons, downloads_enabled=allow_download
+        )
+    return resolved
+
+
+# --------------------------------------------------------------------------- #
+# State dicts
+# --------------------------------------------------------------------------- #
+def _is_tensor_dict(obj: object) -> bool:
+    return isinstance(obj, Mapping) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def _load_reason(exc: Exception) -> str:
+    """A short one-line reason from a ``torch.load`` failure."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        tail = text.split(marker, 1)[1].split("Check the documentation", 1)[0]
+        tail = _one_line(tail).split(" Please use", 1)[0]
+        if "Unsupported global" in tail:
+            return f"it holds pickled Python objects that torch.load(weights_only=True) refuses ({tail})"
+        return f"not a readable torch file ({tail})"
+    reason = _one_line(text) or "no details"
+    return f"{type(exc).__name__}: {reason[:300]}"
+
+
+def load_state_dict(path: str | os.PathLike, *, strip_prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Load a state dict safely (``weights_only=True``) onto the CPU.
+
+    Accepts a plain mapping of tensors, or a dict whose tensor mapping sits
+    under ``"state_dict"`` or ``"model"``. A leading ``strip_prefix`` (e.g. the
+    ``module.`` added by ``DataParallel``) is removed from every key that has
+    it. Raises :class:`WeightsError` naming the file when it cannot be loaded
+    or does not hold a mapping of str to Tensor.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, not a torch file, refused pickle, I/O error
+        raise WeightsError(f"cannot load weight file {path}: {_load_reason(exc)}") from exc
+
+    if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+        for key in ("state_dict", "model"):
+            if _is_tensor_dict(obj.get(key)):
+                obj = obj[key]
+                break
+    if not _is_tensor_dict(obj):
+        raise WeightsError(
+            f"weight file {path} does not hold a state dict (a mapping of str to Tensor, "
+            f"possibly under 'state_dict' or 'model'); got {type(obj).__name__}"
+        )
+    if strip_prefix:
+        n = len(strip_prefix)
+        return {(k[n:] if k.startswith(strip_prefix) else k): v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _first(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_KEYS])
+    return shown + (", ..." if len(items) > _MAX_KEYS else "")
+
+
+def check_state_dict(
+    module: torch.nn.Module | Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], source: str
+) -> None:
+    """Raise :class:`StateDictMismatchError` unless ``state`` has exactly the
+    keys and shapes of ``module.state_dict()`` (parameters and persistent buffers),
+    or of ``module`` itself when it is already a mapping of expected tensors."""
+    expected = module if isinstance(module, Mapping) else module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_first(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_first(unexpected)}")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatch(es): {_first(shapes)}")
+    raise StateDictMismatchError(
+        f"weight file {source} does not match "
+        f"{'the model' if isinstance(module, Mapping) else type(module).__name__}: {'; '.join(parts)}"
+    )
+
+
+def load_into(
+    module: torch.nn.Module,
+    path_or_state: str | os.PathLike | Mapping[str, torch.Tensor],
+    source: str | None = None,
+) -> None:
+    """Strictly load a file or state dict into ``module`` (values are copied
+    and converted to the module's dtypes) after :func:`check_state_dict`."""
+    if isinstance(path_or_state, Mapping):
+        state = path_or_state
+        source = source or "<state dict>"
+    else:
+        state = load_state_dict(path_or_state)
+        source = source or str(path_or_state)
+    check_state_dict(module, state, source)
+    module.load_state_dict(state, strict=True)
