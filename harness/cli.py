@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from methods import Method, create_method, get_method_info, list_methods
+from methods import Method, create_method, find_checkpoint, get_method_info, list_methods
 from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, find_file, search_dirs
 
 from .errors import EXIT_USAGE, EXPECTED_ERRORS, CLIError, format_error
@@ -210,11 +210,12 @@ def add_methods_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _weights_status(info, dirs) -> tuple[str, list[tuple[Any, Path | None]]]:
-    """("found" | "missing: a, b" | "none (train it)", [(WeightFile, path or None), ...]) without downloading."""
+def _weights_status(info, dirs, weights_dir) -> tuple[str, list[tuple[Any, Path | None]]]:
+    """("found" | "missing: a, b" | "checkpoint found" | "none (train it)", [(WeightFile, path or None), ...]),
+    without downloading."""
     files = [(spec, (find_file(spec, dirs) or (None, None))[1]) for spec in info.weight_files()]
     if not info.has_official_weights:
-        return "none (train it)", files
+        return ("checkpoint found" if find_checkpoint(info, None, weights_dir) else "none (train it)"), files
     missing = [spec.filename for spec, path in files if path is None]
     return ("missing: " + ", ".join(missing)) if missing else "found", files
 
@@ -228,7 +229,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     rows, details = [], []
     for name in names:
         info = get_method_info(name)
-        status, files = _weights_status(info, dirs)
+        status, files = _weights_status(info, dirs, weights_dir)
         rows.append((info.name, "yes" if info.trainable else "no", info.default_size,
                      ",".join(info.encoder_layers) or "-", status, info.summary))
         details.append((info, files))

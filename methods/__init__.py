@@ -8,6 +8,7 @@ from .registry import (
     OptionError,
     UnknownMethodError,
     create_method,
+    find_checkpoint,
     get_method_info,
     list_methods,
     load_checkpoint,
@@ -19,6 +20,6 @@ from . import adain, all2all, stya2k  # noqa: E402,F401  (built-in registrations
 
 __all__ = [
     "InputError", "Method", "MethodInfo", "OptionError", "Provenance", "StyleTransferNet", "UnknownMethodError",
-    "create_method", "get_method_info", "list_methods", "load_checkpoint", "register_method", "reload_plugins",
+    "create_method", "find_checkpoint", "get_method_info", "list_methods", "load_checkpoint", "register_method", "reload_plugins",
     "save_checkpoint",
 ]

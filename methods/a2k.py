@@ -13,7 +13,7 @@ General sizes (the official code handles only square maps of equal size whose si
   block centres, PA step 1 scores every content block against every style block (n_c × n_s) and gathers by index.
 * ``remainder="zeros"`` (official): floor tiling; in the bottom/right strip not covered by whole blocks the DA and PA
   maps are 0, so the module returns ``fusion1.bias + fusion2.bias + Fc`` there (bit-compatible with the official
-  ``unfold``/``fold``). ``remainder="reflect"``: the projected maps are padded (reflect; replicate where a map is too
+  ``unfold``/``fold``). ``remainder="reflect"``: the projected maps are padded (reflect; replicate along an axis too
   small to reflect) up to a multiple of p and the result is cropped back, so every position is attended.
 * without PA step 1 (ablation), content block (i, j) attends inside the style block at the same relative location
   (``floor(i·gh_s/gh_c), floor(j·gw_s/gw_c)``), which is the identity when both grids are equal.
@@ -92,12 +92,15 @@ def same_location_index(content_grid: tuple[int, int], style_grid: tuple[int, in
 
 
 def _pad_to_multiple(x: Tensor, side: int) -> Tensor:
+    """Pad the bottom/right of x (B, C, H, W) up to multiples of ``side``: reflect, or replicate along an axis whose
+    size is too small to reflect (reflection needs pad < size)."""
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % side, -w % side
-    if not pad_h and not pad_w:
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    if pad_h:
+        x = F.pad(x, (0, 0, 0, pad_h), mode="reflect" if pad_h < h else "replicate")
+    if pad_w:
+        x = F.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < w else "replicate")
+    return x
 
 
 def _check_style_blocks(style_hw: tuple[int, int], side: int) -> None:

@@ -117,6 +117,28 @@ def chunked_attention(
     return torch.cat([naive_attention(qc, k, v, scale) for qc in q.split(chunk, dim=-2)], dim=-2)
 
 
+def _fused_sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor | None:
+    """SDPA through a fused (non-materialising) kernel, or None when PyTorch would pick its math kernel.
+
+    The fused kernels want 4-D contiguous inputs with equal key and value widths: a strided query (e.g. a transposed
+    feature map) or a 5-D batch silently selects the math kernel, which builds the whole L×S score tensor (34 GB for
+    StyA2K's DA at 2048²). So the inputs are flattened to (1, N, L, d) and made contiguous, and PyTorch's own choice
+    is checked before calling.
+    """
+    if v.shape[-1] != q.shape[-1]:
+        return None
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q4, k4, v4 = (t.expand(*lead, *t.shape[-2:]).reshape(1, -1, *t.shape[-2:]).contiguous() for t in (q, k, v))
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is not None:
+        try:
+            if int(choose(q4, k4, v4, scale=scale)) == 0:  # SDPBackend.MATH
+                return None
+        except (RuntimeError, TypeError):
+            pass
+    return F.scaled_dot_product_attention(q4, k4, v4, scale=scale).reshape(*lead, q.shape[-2], v.shape[-1])
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -128,14 +150,15 @@ def attention(
     """Scaled dot-product attention ``softmax(scale · q kᵀ) v`` over the last two dims; StyA2K uses ``scale = 1``.
 
     q (..., L, d), k (..., S, d), v (..., S, e) → (..., L, e).
-    ``backend``: ``"sdpa"`` (``F.scaled_dot_product_attention``; its fused kernels never build the L×S matrix),
-    ``"chunked"`` (query chunks bounded by ``max_score_elements``) or ``"naive"`` (reference, materialises L×S).
-    When the value width differs from the key width (the A2K* / all-to-all losses) SDPA may fall back to its
-    materialising math kernel, so ``"sdpa"`` then routes to the chunked path.
+    ``backend``: ``"sdpa"`` (``F.scaled_dot_product_attention`` through a fused kernel that never builds the L×S
+    matrix), ``"chunked"`` (query chunks bounded by ``max_score_elements``) or ``"naive"`` (reference, materialises
+    L×S). Where PyTorch would run SDPA through its materialising math kernel (e.g. the value width differs from the
+    key width, as in the A2K* / all-to-all losses), ``"sdpa"`` routes to the chunked path instead.
     """
     if backend == "sdpa":
-        if v.shape[-1] == q.shape[-1]:
-            return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        out = _fused_sdpa(q, k, v, scale)
+        if out is not None:
+            return out
         backend = "chunked"
     if backend == "chunked":
         return chunked_attention(q, k, v, scale, max_score_elements)

@@ -188,7 +188,7 @@ def _file_record(resolved: ResolvedFile) -> dict[str, Any]:
     return {"path": str(resolved.path), "sha256": resolved.sha256, "source": resolved.source, "verified": resolved.verified}
 
 
-def _find_checkpoint(info: MethodInfo, weights, weights_dir) -> Path | None:
+def find_checkpoint(info: MethodInfo, weights=None, weights_dir=None) -> Path | None:
     """A harness checkpoint: ``weights`` itself if it is a file, else ``harness_checkpoint.pt`` in the explicit
     folder, or in ``<dir>/<method name>/`` of the other search folders."""
     if weights is not None and Path(weights).is_file():
@@ -275,7 +275,7 @@ def create_method(
         raise OptionError(f"init must be one of None, 'pretrained', 'random'; got {init!r}")
     checkpoint = None
     if init != "random":
-        checkpoint_path = _find_checkpoint(info, weights, weights_dir)
+        checkpoint_path = find_checkpoint(info, weights, weights_dir)
         if checkpoint_path is not None:
             checkpoint = load_checkpoint(checkpoint_path)
             if checkpoint["method"].lower() != info.name.lower():

@@ -248,8 +248,8 @@ def ref_a2k_forward(mod, fc, fs, p, heads, use_da=True, use_pa=True, pa_step1=Tr
             return x
         H, W = x.shape[-2:]
         ph, pw = (-H) % p, (-W) % p
-        mode = "reflect" if (ph < H and pw < W) else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = F.pad(x, (0, 0, 0, ph), mode="reflect" if ph < H else "replicate")  # per axis
+        return F.pad(x, (0, pw, 0, 0), mode="reflect" if pw < W else "replicate")
 
     branch_sum = None
     if use_da:
