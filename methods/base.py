@@ -13,7 +13,7 @@ makes the content–style trade-off α, style interpolation and masked multi-sty
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,11 +111,16 @@ class StyleTransferNet(nn.Module):
                     f"each side must be at least {minimum} px"
                 )
 
+    def encode_style(self, style: Tensor, batch: int) -> dict[str, Tensor]:
+        """Style features; a single style is encoded once and its features broadcast over a content batch."""
+        features = self.encode(style)
+        if style.shape[0] != batch:
+            features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
+        return features
+
     def encode_pair(self, content: Tensor, style: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         self.check_inputs(content, style)
-        if style.shape[0] != content.shape[0]:
-            style = style.expand(content.shape[0], -1, -1, -1)
-        return self.encode(content), self.encode(style)
+        return self.encode(content), self.encode_style(style, content.shape[0])
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         content_features, style_features = self.encode_pair(content, style)
@@ -193,19 +198,26 @@ class Method:
     def _prepare(self, x: Tensor) -> Tensor:
         return x.to(self.device, torch.float32)
 
-    def _stylised_features(self, content: Tensor, style: Tensor, alpha: float):
+    def _stylised_features(self, content: Tensor, styles: Sequence[Tensor], alpha: float) -> Iterator[dict[str, Tensor]]:
+        """Decoder inputs for ``content`` with each style in turn (content encoded once), α-blended with Fc."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1] (1 = full style, 0 = content only), got {alpha}")
-        content_features, style_features = self.model.encode_pair(self._prepare(content), self._prepare(style))
-        features = self.model.transfer(content_features, style_features)
-        if alpha != 1.0:
-            features = {k: content_features[k] + alpha * (v - content_features[k]) for k, v in features.items()}
-        return features
+        content = self._prepare(content)
+        content_features = None
+        for style in styles:
+            style = self._prepare(style)
+            self.model.check_inputs(content, style)
+            if content_features is None:
+                content_features = self.model.encode(content)
+            features = self.model.transfer(content_features, self.model.encode_style(style, content.shape[0]))
+            if alpha != 1.0:
+                features = {k: content_features[k] + alpha * (v - content_features[k]) for k, v in features.items()}
+            yield features
 
     @torch.inference_mode()
     def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
         """Stylise ``content`` with ``style``; α ∈ [0, 1] trades style (1) for content (0)."""
-        features = self._stylised_features(content, style, alpha)
+        (features,) = self._stylised_features(content, [style], alpha)
         return self.model.decode(features, content.shape[-2:]).clamp_(0.0, 1.0)
 
     @torch.inference_mode()
@@ -219,8 +231,7 @@ class Method:
             raise InputError(f"interpolation weights must be non-negative with a positive sum, got {list(weights)}")
         total = float(sum(weights))
         blended: dict[str, Tensor] = {}
-        for style, weight in zip(styles, weights):
-            features = self._stylised_features(content, style, alpha)
+        for weight, features in zip(weights, self._stylised_features(content, styles, alpha)):
             for k, v in features.items():
                 blended[k] = blended[k] + (weight / total) * v if k in blended else (weight / total) * v
         return self.model.decode(blended, content.shape[-2:]).clamp_(0.0, 1.0)
@@ -241,8 +252,7 @@ class Method:
         masks = masks.to(self.device, torch.float32)
         masks = masks / masks.sum(dim=0, keepdim=True).clamp_min(1e-8)
         blended: dict[str, Tensor] = {}
-        for k_style, style in enumerate(styles):
-            features = self._stylised_features(content, style, alpha)
+        for k_style, features in enumerate(self._stylised_features(content, styles, alpha)):
             for k, v in features.items():
                 m = F.interpolate(masks[k_style], size=v.shape[-2:], mode="nearest")
                 blended[k] = blended[k] + m * v if k in blended else m * v

@@ -441,3 +441,13 @@ def test_regions_with_full_masks_equal_single_style():
     assert mixed.shape == (1, 3, 64, 64)
     with pytest.raises(InputError, match="one mask per style"):
         method.stylize_regions(c, [s1, s2], [ones])
+
+
+@pytest.mark.parametrize("name", ["styA2K", "adain"])
+def test_single_style_broadcasts_over_content_batch(name):
+    method = harness.create_method(name, init="random")
+    c, s = torch.rand(3, 3, 64, 80), torch.rand(1, 3, 72, 64)
+    broadcast = method.stylize(c, s)
+    explicit = method.stylize(c, s.repeat(3, 1, 1, 1))
+    single = torch.cat([method.stylize(c[i : i + 1], s) for i in range(3)])
+    assert torch.allclose(broadcast, explicit, atol=1e-6) and torch.allclose(broadcast, single, atol=1e-5)
