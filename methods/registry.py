@@ -263,7 +263,8 @@ def create_method(
             ``latest_net_transform.pth``, ``latest_net_decoder.pth``; VGG's ``vgg_normalised.pth``), or a harness
             checkpoint (file, or a folder holding ``harness_checkpoint.pt``). ``None``: the resolver's search order.
         init: ``None``/``"pretrained"`` (load weights; missing ones are an error) or ``"random"`` (seeded untrained
-            weights for smoke and timing runs; the encoder is still loaded when found locally, never downloaded).
+            weights for smoke and timing runs, and the start of a training; the frozen encoder is still loaded when
+            found locally — downloaded only with ``download=True`` — else random and flagged).
         device: where the model lives.
         weights_dir: the ``--weights-dir`` folder (else ``$HARNESS_WEIGHTS``).
         seed: seed of ``init="random"``.
@@ -290,7 +291,7 @@ def create_method(
     if init == "random":
         generator = torch.Generator().manual_seed(seed)
         model.reset_random(generator)
-        encoder = _resolve_encoder(info, model, weights, weights_dir, download=False, required=False)
+        encoder = _resolve_encoder(info, model, weights, weights_dir, download=bool(download), required=False)
         if encoder is None and info.encoder_weights is not None:
             model.encoder.reset_random(torch.Generator().manual_seed(seed + 1))
         provenance = Provenance(
