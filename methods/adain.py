@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
 from .base import StyleTransferNet, run_with_crops
+from .losses import style_statistics_loss, weighted_total
 from .ops import adain
 from .stya2k import _conv3, _up
 from .vgg import feature_size
@@ -49,6 +53,17 @@ class AdaINNet(StyleTransferNet):
         sizes = [[feature_size(s, tap) for s in size] for tap in ("relu3_1", "relu2_1", "relu1_1")]
         return run_with_crops(self.decoder, features["relu4_1"], sizes)
 
+    def training_loss(self, content: Tensor, style: Tensor, weights: dict[str, float]) -> dict[str, Tensor]:
+        """pytorch-AdaIN's loss (spec §11): ``content`` = MSE(φ4(g(t)), t) — the target is the AdaIN output t, not
+        the content feature — and ``style`` = Σ_{relu1_1..4_1} MSE of means + MSE of stds of g(t) vs the style."""
+        with torch.no_grad():
+            fc, fs = self.encoder(content, ("relu4_1",)), self.encoder(style, STYLE_TAPS)
+            t = adain(fc["relu4_1"], fs["relu4_1"])
+        output = self.decode({"relu4_1": t}, content.shape[-2:])
+        fo = self.encoder(output, STYLE_TAPS)
+        terms = {"content": F.mse_loss(fo["relu4_1"], t), "style": style_statistics_loss(fo, fs, STYLE_TAPS)}
+        return weighted_total(terms, weights)
+
     def reset_random(self, generator: torch.Generator) -> None:
         """PyTorch's default Conv2d initialisation (what the reference code trains from), drawn from ``generator``."""
         with torch.no_grad():
@@ -63,6 +78,7 @@ def build_adain() -> AdaINNet:
     return AdaINNet()
 
 
+from .recipes import ADAIN_RECIPE  # noqa: E402
 from .registry import VGG_WEIGHTS, register_method  # noqa: E402
 from .weights import WeightFile  # noqa: E402
 
@@ -83,4 +99,5 @@ register_method(
     encoder_layers=("relu4_1",),
     default_size=512,
     licence="pytorch-AdaIN code and weights: MIT; VGG-19: CC BY 4.0",
+    recipe=ADAIN_RECIPE,
 )(build_adain)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .ops import attention, mean_variance_norm, merge_heads, split_heads
-from .stya2k import AttentionTransferNet
+from .stya2k import AttentionTransferNet, a2k_star_target
 
 
 def all_to_all_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, backend: str = "sdpa") -> Tensor:
@@ -44,12 +44,26 @@ class AllToAllAttention(nn.Module):
         return self.fusion1(all_to_all_attention(q, k, self.v(fs), self.heads, self.backend)) + fc
 
 
-def build_all2all(*, heads: int = 8, merge_relu: bool = False, attention_backend: str = "sdpa") -> AttentionTransferNet:
-    """The all-to-all network; ``merge_relu`` mirrors StyA2K's paper variant (ReLU after the merge conv)."""
+def build_all2all(
+    *, heads: int = 8, merge_relu: bool = False, attention_backend: str = "sdpa", loss: str = "all2all",
+    loss_shallow_keys: bool = True,
+) -> AttentionTransferNet:
+    """The all-to-all network; ``merge_relu`` mirrors StyA2K's paper variant (ReLU after the merge conv).
+
+    ``loss``: ``"all2all"`` (default) trains against the all-to-all analogue of the A2K* target,
+    ``T_i = softmax(Kc_i Ks_iᵀ) V_i + φ_i(c)`` with shallow-layer keys and 8 heads on relu2_1..relu5_1 (query-chunked:
+    the relu2_1 term alone would need GBs as one matrix); ``"a2k"`` keeps StyA2K's A2K* target (spec §10.1)."""
+    if loss == "all2all":
+        target = lambda kc, ks, v, _side: all_to_all_attention(kc, ks, v, heads, attention_backend)  # noqa: E731
+    elif loss == "a2k":
+        target = a2k_star_target(heads=heads, backend=attention_backend)
+    else:
+        raise ValueError(f"unknown all2all loss {loss!r}; choose 'all2all' or 'a2k'")
     return AttentionTransferNet(lambda channels, _side: AllToAllAttention(channels, heads, attention_backend),
-                                merge_relu=merge_relu)
+                                merge_relu=merge_relu, loss_target=target, loss_shallow_keys=loss_shallow_keys)
 
 
+from .recipes import ALL2ALL_RECIPE  # noqa: E402
 from .registry import register_method  # noqa: E402
 
 register_method(
@@ -59,4 +73,5 @@ register_method(
     encoder_layers=("relu3_1", "relu4_1", "relu5_1"),
     default_size=512,
     licence="harness-trained weights only",
+    recipe=ALL2ALL_RECIPE,
 )(build_all2all)

@@ -98,6 +98,14 @@ class StyleTransferNet(nn.Module):
         """Seeded untrained weights for every trainable part (the method's official initialisation)."""
         raise NotImplementedError
 
+    def training_loss(self, content: Tensor, style: Tensor, weights: dict[str, float]) -> dict[str, Tensor]:
+        """The method's training loss on a batch: content (B, 3, h, w), style (B, 3, h', w') in [0, 1].
+
+        Returns every *unweighted* term by name plus ``"loss"``, the weighted total ``Σ weights[name] · term``
+        (``weights`` = the recipe's ``loss_weights``, possibly overridden). Targets are computed without gradient.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is not trainable in the harness")
+
     # -- composition -----------------------------------------------------------------------------------------------
     def check_inputs(self, content: Tensor, style: Tensor) -> None:
         check_image_batch(content, "content")

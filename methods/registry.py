@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .base import Method, Provenance, StyleTransferNet
+from .recipes import TrainingRecipe
 from .weights import (
     MissingWeightsError,
     ResolvedFile,
@@ -77,6 +78,7 @@ class MethodInfo:
     licence: str = ""
     code_url: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    recipe: TrainingRecipe | None = None
     plugin: str | None = None
 
     @property

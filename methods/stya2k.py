@@ -20,11 +20,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .a2k import A2KAttention
+from .a2k import A2KAttention, distributed_attention, progressive_attention
 from .base import StyleTransferNet, crop_to, run_with_crops
-from .vgg import TAP_CHANNELS, feature_size
+from .losses import shallow_keys, style_statistics_loss, weighted_total
+from .vgg import TAP_CHANNELS, TAP_NAMES, feature_size
+
+LossTarget = Callable[[Tensor, Tensor, Tensor, int], Tensor]
+"""(content keys (B, Ck, h, w), style keys (B, Ck, h', w'), style values (B, C, h', w'), block side) → (B, C, h, w)."""
+LOSS_TAPS = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
+GLOBAL_STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+LOSS_BLOCK_SIDES = (16, 8, 8, 4)
+"""Block sides of the A2K* loss at relu2_1..relu5_1 (official code, spec §6.2)."""
 
 VARIANTS = ("official", "paper")
 """``official``: what the released code computes (default). ``paper``: the paper's text where it differs (spec §13):
@@ -109,8 +118,14 @@ class AttentionTransferNet(StyleTransferNet):
         block_sides: Sequence[int] = (8, 8, 4),
         merge_relu: bool = False,
         min_style_side: int = 1,
+        loss_target: LossTarget | None = None,
+        loss_block_sides: Sequence[int] = LOSS_BLOCK_SIDES,
+        loss_shallow_keys: bool = True,
     ) -> None:
         super().__init__()
+        self.loss_target = loss_target
+        self.loss_block_sides = tuple(loss_block_sides)
+        self.loss_shallow_keys = loss_shallow_keys
         s3, s4, s5 = block_sides
         self.A2K = attention(TAP_CHANNELS["relu3_1"], s3)
         self.transform = Transform(
@@ -132,6 +147,29 @@ class AttentionTransferNet(StyleTransferNet):
     def reset_random(self, generator: torch.Generator) -> None:
         for part in (self.A2K, self.transform, self.decoder):
             init_normal(part, generator)
+
+    def training_loss(self, content: Tensor, style: Tensor, weights: dict[str, float]) -> dict[str, Tensor]:
+        """Official StyA2K loss (spec §6.2): ``global_style`` = Σ_{relu1_1..4_1} MSE of means + MSE of stds of the
+        output vs the style; ``a2k`` = Σ_{relu2_1..5_1} MSE(φ_i(cs), T_i) with the non-parametric target
+        ``T_i = loss_target(shallow keys of c, shallow keys of s, φ_i(s)) + φ_i(c)``. No content loss (official)."""
+        if self.loss_target is None:
+            raise NotImplementedError(f"{type(self).__name__} was built without a loss target")
+        with torch.no_grad():
+            fc, fs = self.encoder(content, TAP_NAMES), self.encoder(style, TAP_NAMES)
+            targets = {
+                tap: self.loss_target(
+                    shallow_keys(fc, tap, self.loss_shallow_keys), shallow_keys(fs, tap, self.loss_shallow_keys),
+                    fs[tap], side,
+                ) + fc[tap]
+                for tap, side in zip(LOSS_TAPS, self.loss_block_sides)
+            }
+        output = self.decode(self.transfer(fc, fs), content.shape[-2:])
+        fo = self.encoder(output, TAP_NAMES)
+        terms = {
+            "global_style": style_statistics_loss(fo, fs, GLOBAL_STYLE_TAPS),
+            "a2k": sum(F.mse_loss(fo[tap], targets[tap]) for tap in LOSS_TAPS),
+        }
+        return weighted_total(terms, weights)
 
 
 def min_style_side_for_blocks(block_sides: Sequence[int]) -> int:
@@ -155,9 +193,16 @@ def build_stya2k(
     pa_step1: bool = True,
     remainder: str = "zeros",
     attention_backend: str = "sdpa",
+    loss_follows_ablation: bool = True,
+    loss_shallow_keys: bool = True,
+    loss_block_sides: Sequence[int] = LOSS_BLOCK_SIDES,
 ) -> AttentionTransferNet:
     """Build a StyA2K network. ``None`` options take the ``variant``'s value (official: ``da_normaliser="r+1"``,
-    ``merge_relu=False``; paper: ``"n"``, ``True``)."""
+    ``merge_relu=False``; paper: ``"n"``, ``True``).
+
+    Training-only options: ``loss_follows_ablation`` applies an ablation to the A2K* loss target too (spec §9:
+    default on; off keeps the full model's target), ``loss_shallow_keys`` the shallow-layer key concatenation of
+    the loss (official: on), ``loss_block_sides`` its block sides at relu2_1..relu5_1 (16, 8, 8, 4)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
     paper = variant == "paper"
@@ -173,10 +218,35 @@ def build_stya2k(
             da_normaliser=da_normaliser, remainder=remainder, backend=attention_backend,
         )
 
+    target = a2k_star_target(
+        heads=heads, da_normaliser=da_normaliser, remainder=remainder, backend=attention_backend,
+        **(dict(use_da=use_da, use_pa=use_pa, pa_step1=pa_step1) if loss_follows_ablation else {}),
+    )
     return AttentionTransferNet(
         attention, block_sides, merge_relu=merge_relu,
         min_style_side=min_style_side_for_blocks(block_sides) if remainder == "zeros" else 1,
+        loss_target=target, loss_block_sides=loss_block_sides, loss_shallow_keys=loss_shallow_keys,
     )
+
+
+def a2k_star_target(
+    *, heads: int = 8, use_da: bool = True, use_pa: bool = True, pa_step1: bool = True, da_normaliser: str = "r+1",
+    remainder: str = "zeros", backend: str = "sdpa",
+) -> LossTarget:
+    """The non-parametric A2K* attention of the loss (spec §6.2 steps 2–5): the same keys for queries and keys, no
+    convolutions, α = 1, β = 0; returns ``Unblk(DA*) + Unblk(PA*)`` (without the content residual)."""
+
+    def target(content_keys: Tensor, style_keys: Tensor, style_values: Tensor, side: int) -> Tensor:
+        common = dict(side=side, heads=heads, remainder=remainder, backend=backend)
+        parts = []
+        if use_da:
+            parts.append(distributed_attention(content_keys, style_keys, style_values, alpha=1.0, beta=0.0,
+                                               normaliser=da_normaliser, **common))
+        if use_pa:
+            parts.append(progressive_attention(content_keys, style_keys, style_values, step1=pa_step1, **common))
+        return sum(parts[1:], parts[0])
+
+    return target
 
 
 STYA2K_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -191,6 +261,7 @@ STYA2K_ABLATIONS: dict[str, dict[str, Any]] = {
 # --------------------------------------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------------------------------------
+from .recipes import STYA2K_RECIPE  # noqa: E402
 from .registry import register_method  # noqa: E402  (registration needs the builders above)
 from .weights import WeightFile  # noqa: E402
 
@@ -219,6 +290,7 @@ _STYA2K_INFO: dict[str, Any] = dict(
     encoder_layers=("relu3_1", "relu4_1", "relu5_1"),
     default_size=512,
     licence="official code and weights: no licence file in the repository (research use); VGG-19: CC BY 4.0",
+    recipe=STYA2K_RECIPE,
 )
 register_method(
     "styA2K", weights=STYA2K_WEIGHTS,
