@@ -1,0 +1,376 @@
+"""User-study preference tallies (the preference rows of a style-transfer results table).
+
+A votes file is a CSV with the header ``participant,group,question,method``: one row per answer, where ``group`` is
+the comparison shown (e.g. the content × style pair), ``question`` is one of ``content``, ``style`` or ``overall``
+and ``method`` is the method the participant chose. :func:`read_votes` validates it row by row (bad rows are
+reported with their line number and left out), :func:`tally` gives each method's share of the votes per question
+with a Wilson score interval, :func:`chi_square_uniform` tests each question against a uniform split and
+:func:`pairwise_binomial` compares every pair of methods with an exact binomial test (Holm-adjusted per question).
+
+Method order: the ``methods`` argument when given (names matched case-insensitively and reported in its
+spelling); otherwise the order of first appearance in the votes. Question order: content, style, overall, then any
+other question in order of appearance (only :func:`read_votes` rejects unknown questions).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "COLUMNS",
+    "QUESTIONS",
+    "PreferenceTally",
+    "VoteProblem",
+    "VotesError",
+    "chi_square_uniform",
+    "holm_adjust",
+    "pairwise_binomial",
+    "read_votes",
+    "tally",
+    "wilson_interval",
+]
+
+COLUMNS: tuple[str, ...] = ("participant", "group", "question", "method")
+QUESTIONS: tuple[str, ...] = ("content", "style", "overall")
+_HEADER = ",".join(COLUMNS)
+
+TALLY_COLUMNS = ["question", "method", "votes", "total", "share", "ci_low", "ci_high"]
+CHI2_COLUMNS = ["question", "methods", "total", "statistic", "dof", "p_value"]
+PAIR_COLUMNS = ["question", "method_a", "method_b", "votes_a", "votes_b", "n", "p_value", "p_holm"]
+
+
+class VotesError(ValueError):
+    """A votes file that cannot be read at all (missing, empty, wrong header); one line naming the file."""
+
+
+@dataclass(frozen=True)
+class VoteProblem:
+    """A rejected row of a votes file: its 1-based line in the file (the header is line 1) and why."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _method_lookup(methods: Sequence[str] | None) -> dict[str, str] | None:
+    """Case-folded name → canonical spelling; ``ValueError`` for names that collide case-insensitively."""
+    if methods is None:
+        return None
+    if isinstance(methods, str):
+        raise TypeError("methods must be a sequence of names, not a single string")
+    lookup: dict[str, str] = {}
+    for name in methods:
+        name = str(name).strip()
+        if not name:
+            raise ValueError("method names must not be empty")
+        key = name.casefold()
+        if key in lookup:
+            raise ValueError(f"method names {lookup[key]!r} and {name!r} are the same ignoring case")
+        lookup[key] = name
+    return lookup
+
+
+def read_votes(path: str | os.PathLike, methods: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[VoteProblem]]:
+    """Read and validate a votes CSV; return ``(votes, problems)``.
+
+    ``votes`` has the columns ``participant, group, question, method, line`` (all strings but ``line``, the 1-based
+    line of the row in the file), with questions lower-cased and — when ``methods`` is given — methods in the
+    spelling of ``methods`` (``votes.attrs["methods"]`` keeps that list so that :func:`tally` lists methods without
+    votes too). Rows with missing fields, a wrong number of fields, an unknown question, an unknown method (only
+    checked when ``methods`` is given, ignoring case) or a repeated (participant, group, question) — the first vote
+    counts — are left out and reported as :class:`VoteProblem`. Blank lines are skipped.
+
+    Raises :class:`VotesError` (a ``ValueError``) when the file is missing or unreadable, empty, or its header is
+    not ``participant,group,question,method`` (column order and case are free; no column may be missing or extra).
+    """
+    path = Path(path)
+    lookup = _method_lookup(methods)
+    expected = f"expected the header {_HEADER!r}"
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise VotesError(f"{path}: votes file not found ({expected})") from None
+    except OSError as exc:
+        raise VotesError(f"{path}: cannot read the votes file: {exc.strerror or exc} ({expected})") from None
+
+    records: list[dict] = []
+    problems: list[VoteProblem] = []
+    with handle:
+        reader = csv.reader(handle)
+        header: list[str] | None = None
+        order: list[int] = []
+        seen: dict[tuple[str, str, str], int] = {}
+        previous_end = 0
+        try:
+            for row in reader:
+                line, previous_end = previous_end + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):  # blank line
+                    continue
+                if header is None:
+                    header = [c.strip().casefold() for c in row]
+                    if sorted(header) != sorted(COLUMNS) or len(set(header)) != len(header):
+                        found = ",".join(c.strip() for c in row)
+                        raise VotesError(f"{path}: {expected}, found {found!r}")
+                    order = [header.index(c) for c in COLUMNS]
+                    continue
+                if len(row) != len(COLUMNS):
+                    problems.append(VoteProblem(line, f"expected {len(COLUMNS)} fields, found {len(row)}"))
+                    continue
+                participant, group, question, method = (row[i].strip() for i in order)
+                missing = [c for c, v in zip(COLUMNS, (participant, group, question, method)) if not v]
+                if missing:
+                    problems.append(VoteProblem(line, f"missing {', '.join(missing)}"))
+                    continue
+                if question.casefold() not in QUESTIONS:
+                    problems.append(
+                        VoteProblem(line, f"unknown question {question!r} (expected one of {', '.join(QUESTIONS)})")
+                    )
+                    continue
+                question = question.casefold()
+                if lookup is not None:
+                    canonical = lookup.get(method.casefold())
+                    if canonical is None:
+                        known = ", ".join(lookup.values())
+                        problems.append(VoteProblem(line, f"unknown method {method!r} (expected one of {known})"))
+                        continue
+                    method = canonical
+                key = (participant, group, question)
+                if key in seen:
+                    problems.append(
+                        VoteProblem(
+                            line,
+                            f"duplicate vote: participant {participant!r} already answered {question!r} for group "
+                            f"{group!r} on line {seen[key]}",
+                        )
+                    )
+                    continue
+                seen[key] = line
+                records.append(
+                    {"participant": participant, "group": group, "question": question, "method": method, "line": line}
+                )
+        except UnicodeDecodeError as exc:
+            raise VotesError(f"{path}: not a UTF-8 text file ({exc.reason}) ({expected})") from None
+        except csv.Error as exc:
+            raise VotesError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
+    if header is None:
+        raise VotesError(f"{path}: the votes file is empty ({expected})")
+
+    votes = pd.DataFrame.from_records(records, columns=[*COLUMNS, "line"])
+    votes["line"] = votes["line"].astype("int64")
+    votes.attrs["source"] = str(path)
+    if lookup is not None:
+        votes.attrs["methods"] = list(lookup.values())
+    return votes, problems
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k / n``:
+    ``(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)`` with ``z = Φ⁻¹((1 + confidence) / 2)``.
+    ``(nan, nan)`` for ``n = 0``; the bounds are clipped to [0, 1] (exactly 0 for ``k = 0``, 1 for ``k = n``)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return math.nan, math.nan
+    z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+    p = k / n
+    z2 = z * z
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n)) / denominator
+    low = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the ends: the bound is 0 (1) analytically
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
+
+
+def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order. NaNs are not
+    part of the family and stay NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = valid.size
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _check_votes(votes: pd.DataFrame) -> None:
+    if not isinstance(votes, pd.DataFrame):
+        raise TypeError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
+    missing = [c for c in ("question", "method") if c not in votes.columns]
+    if missing:
+        raise ValueError(f"votes lack the column(s) {', '.join(missing)} (expected {_HEADER})")
+    if votes["question"].isna().any() or votes["method"].isna().any():
+        raise ValueError("votes contain missing questions or methods (read them with read_votes)")
+
+
+def _prepare(votes: pd.DataFrame, methods: Sequence[str] | None) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Canonical (question, method) columns, the method order and the question order."""
+    _check_votes(votes)
+    if methods is None:
+        methods = votes.attrs.get("methods")
+    lookup = _method_lookup(methods)
+    question = votes["question"].astype(str).str.strip().str.casefold()
+    method = votes["method"].astype(str).str.strip()
+    if lookup is not None:
+        canonical = method.map(lambda m: lookup.get(m.casefold()))
+        unknown = sorted(set(method[canonical.isna()]))
+        if unknown:
+            raise ValueError(
+                f"votes for unknown method(s) {', '.join(map(repr, unknown))} (expected one of "
+                f"{', '.join(lookup.values())})"
+            )
+        method = canonical.astype(str)
+        method_order = list(lookup.values())
+    else:
+        method_order = list(dict.fromkeys(method))
+    present = list(dict.fromkeys(question))
+    question_order = [q for q in QUESTIONS if q in present] + [q for q in present if q not in QUESTIONS]
+    frame = pd.DataFrame({"question": question.to_numpy(dtype=object), "method": method.to_numpy(dtype=object)})
+    return frame, method_order, question_order
+
+
+def _counts(frame: pd.DataFrame, question: str, methods: list[str]) -> np.ndarray:
+    counts = frame.loc[frame["question"] == question, "method"].value_counts()
+    return np.array([int(counts.get(m, 0)) for m in methods], dtype=np.int64)
+
+
+def tally(votes: pd.DataFrame, methods: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (question, method): ``question, method, votes, total, share, ci_low, ci_high``.
+
+    ``share = votes / total`` (a fraction in [0, 1]) among the valid votes on that question, with its Wilson score
+    interval at ``confidence``. Every method of ``methods`` (or of ``votes.attrs["methods"]``, set by
+    :func:`read_votes`) appears, with 0 votes if need be; without a method list, the methods voted for anywhere in
+    ``votes``. Votes for a method outside a given list are a ``ValueError``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    frame, method_order, question_order = _prepare(votes, methods)
+    rows = []
+    for q in question_order:
+        counts = _counts(frame, q, method_order)
+        total = int(counts.sum())
+        for m, k in zip(method_order, counts):
+            low, high = wilson_interval(int(k), total, confidence)
+            share = k / total if total else math.nan
+            rows.append((q, m, int(k), total, share, low, high))
+    out = pd.DataFrame(rows, columns=TALLY_COLUMNS)
+    return out.astype(
+        {"votes": "int64", "total": "int64", "share": "float64", "ci_low": "float64", "ci_high": "float64"}
+    )
+
+
+def chi_square_uniform(votes: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per question, Pearson's chi-square goodness of fit of the vote counts against a uniform split over the
+    methods (see :func:`tally` for which): ``question, methods, total, statistic, dof, p_value`` with
+    ``dof = methods − 1``. Statistic and p-value are NaN with fewer than two methods or no votes."""
+    frame, method_order, question_order = _prepare(votes, methods)
+    rows = []
+    for q in question_order:
+        counts = _counts(frame, q, method_order)
+        total, k = int(counts.sum()), len(method_order)
+        if k >= 2 and total > 0:
+            result = stats.chisquare(counts)
+            statistic, p_value = float(result.statistic), float(result.pvalue)
+        else:
+            statistic = p_value = math.nan
+        rows.append((q, k, total, statistic, max(k - 1, 0), p_value))
+    out = pd.DataFrame(rows, columns=CHI2_COLUMNS)
+    return out.astype(
+        {"methods": "int64", "total": "int64", "statistic": "float64", "dof": "int64", "p_value": "float64"}
+    )
+
+
+def pairwise_binomial(votes: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per question and pair of methods (a, b) (in method order): ``question, method_a, method_b, votes_a, votes_b,
+    n, p_value, p_holm`` — the two-sided exact binomial test of ``votes_a`` out of ``n = votes_a + votes_b`` against
+    1/2 (``scipy.stats.binomtest``), and its Holm-adjusted p-value within the question. Pairs with ``n = 0`` get
+    NaN p-values and are not counted in the Holm family."""
+    frame, method_order, question_order = _prepare(votes, methods)
+    rows = []
+    for q in question_order:
+        counts = dict(zip(method_order, _counts(frame, q, method_order)))
+        block = []
+        for a, b in combinations(method_order, 2):
+            ka, kb = int(counts[a]), int(counts[b])
+            p = float(stats.binomtest(ka, ka + kb, 0.5).pvalue) if ka + kb > 0 else math.nan
+            block.append([q, a, b, ka, kb, ka + kb, p])
+        for row, adjusted in zip(block, holm_adjust([r[-1] for r in block])):
+            rows.append((*row, float(adjusted)))
+    out = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    return out.astype(
+        {"votes_a": "int64", "votes_b": "int64", "n": "int64", "p_value": "float64", "p_holm": "float64"}
+    )
+
+
+# --------------------------------------------------------------------------- metric-like accumulator
+
+
+class PreferenceTally:
+    """Accumulates vote frames (``update``) and tallies them (``compute`` → :func:`tally`'s DataFrame); loosely
+    follows the metric protocol of :mod:`metrics.base`. The reported value is the share of votes, so
+    ``higher_is_better`` is True. Duplicate votes across ``update`` calls are not detected (use
+    :func:`read_votes` on the whole file for that)."""
+
+    name = "preference"
+    higher_is_better = True
+    unit = "share"
+
+    def __init__(self, methods: Sequence[str] | None = None, confidence: float = 0.95) -> None:
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        lookup = _method_lookup(methods)
+        self.methods: list[str] | None = None if lookup is None else list(lookup.values())
+        self.confidence = confidence
+        self._frames: list[pd.DataFrame] = []
+
+    def update(self, votes: pd.DataFrame) -> int:
+        """Add a frame of votes (at least ``question`` and ``method`` columns); returns the number of votes added.
+        Votes for methods outside ``methods`` are a ``ValueError`` right away."""
+        frame, _, _ = _prepare(votes, self.methods)
+        self._frames.append(frame)
+        return len(frame)
+
+    def compute(self) -> pd.DataFrame:
+        frame = (
+            pd.concat(self._frames, ignore_index=True)
+            if self._frames
+            else pd.DataFrame({"question": pd.Series(dtype=object), "method": pd.Series(dtype=object)})
+        )
+        return tally(frame, self.methods, self.confidence)
+
+    def reset(self) -> None:
+        self._frames.clear()
+
+    def config(self) -> dict:
+        return {
+            "name": self.name,
+            "higher_is_better": self.higher_is_better,
+            "confidence": self.confidence,
+            "interval": "wilson",
+            "methods": self.methods,
+        }
