@@ -76,7 +76,11 @@ _MAX_KEYS = 5
 # --------------------------------------------------------------------------- #
 @dataclass(frozen=True)
 class WeightFile:
-    """One pretrained weight file, identified by its official file name."""
+    """One pretrained weight file, identified by its official file name.
+
+    ``sha256`` is the file's hex sha256, or a shorter hex *prefix* of it (e.g. the 8 digits torchvision puts in its
+    file names, ``alexnet-owt-7be5be79.pth``), which then only has to match the start of the actual digest.
+    """
 
     filename: str
     url: str | None = None
@@ -252,8 +256,13 @@ def _checksum_mismatches(
 ) -> list[str]:
     """Descriptions of the known checksums that ``path`` fails (empty when all match)."""
     problems = []
-    if sha256 and actual_sha256 != sha256.lower():
-        problems.append(f"sha256 expected {sha256.lower()}, got {actual_sha256}")
+    if sha256:
+        expected = sha256.lower()
+        if len(expected) < len(actual_sha256):  # a published prefix (torchvision file names carry 8 hex digits)
+            if not actual_sha256.startswith(expected):
+                problems.append(f"sha256 expected {expected}... (a prefix), got {actual_sha256}")
+        elif actual_sha256 != expected:
+            problems.append(f"sha256 expected {expected}, got {actual_sha256}")
     if git_blob_sha1:
         actual = git_blob_sha1_file(path)
         if actual != git_blob_sha1.lower():

@@ -1,0 +1,47 @@
+"""What measures: content / style losses (StyTr² definitions and named variants), LPIPS, timing.
+
+Knows nothing of runs or the command line. Every image metric follows :class:`metrics.base.Metric`
+(``update`` → per-image values, ``compute`` → :class:`metrics.base.Summary`, ``reset``, ``higher_is_better``,
+``config``) and has a functional twin. A metric that cannot be computed here (missing weights offline) raises
+:class:`MetricUnavailable` at construction; runners report ``unavailable: <reason>``.
+"""
+from .base import Metric, Summary, check_triplet, summarize
+from .content_style import (
+    VARIANTS,
+    ContentLoss,
+    ContentStyleConfig,
+    ContentStyleLoss,
+    FeatureCache,
+    StyleLoss,
+    content_loss,
+    load_vgg,
+    style_loss,
+)
+from .perceptual import LPIPS, LPIPS_BACKBONES, MetricUnavailable, load_lpips, lpips_distance
+from .timing import TimingResult, count_flops, measure_latency, percentile, time_method
+
+__all__ = [
+    "LPIPS",
+    "LPIPS_BACKBONES",
+    "VARIANTS",
+    "ContentLoss",
+    "ContentStyleConfig",
+    "ContentStyleLoss",
+    "FeatureCache",
+    "Metric",
+    "MetricUnavailable",
+    "StyleLoss",
+    "Summary",
+    "TimingResult",
+    "check_triplet",
+    "content_loss",
+    "count_flops",
+    "load_lpips",
+    "load_vgg",
+    "lpips_distance",
+    "measure_latency",
+    "percentile",
+    "style_loss",
+    "summarize",
+    "time_method",
+]

@@ -1,0 +1,83 @@
+"""The metric protocol (after torchmetrics' ``Metric``): ``update`` / ``compute`` / ``reset`` and ``higher_is_better``.
+
+An image metric compares a batch of stylised outputs with their content and style images. ``update`` returns the
+per-image values (B,) — the runner writes one row per pair — and accumulates them; ``compute`` summarises everything
+seen since the last ``reset``. Each metric also has a functional twin taking the same tensors.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from methods.base import InputError, check_image_batch
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample standard deviation, count and the 95 % confidence half-width of the mean (normal approximation,
+    1.96·std/√n; 0 for n < 2)."""
+
+    mean: float
+    std: float
+    n: int
+    ci95: float
+
+
+def summarize(values: Tensor | list[float]) -> Summary:
+    """:class:`Summary` of a 1-D collection of values (NaNs are an error: a metric that could not be computed is
+    reported as unavailable, never averaged)."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if v.numel() == 0:
+        return Summary(math.nan, math.nan, 0, math.nan)
+    if torch.isnan(v).any():
+        raise ValueError("cannot summarise NaN metric values")
+    std = v.std().item() if v.numel() > 1 else 0.0
+    return Summary(v.mean().item(), std, v.numel(), 1.96 * std / math.sqrt(v.numel()) if v.numel() > 1 else 0.0)
+
+
+def check_triplet(output: Tensor, content: Tensor | None = None, style: Tensor | None = None) -> None:
+    """Validate image batches (B, 3, H, W) in [0, 1]; output and content must have the same shape."""
+    check_image_batch(output, "output")
+    if content is not None:
+        check_image_batch(content, "content")
+        if content.shape != output.shape:
+            raise InputError(f"content {tuple(content.shape)} and output {tuple(output.shape)} must have the same shape")
+    if style is not None:
+        check_image_batch(style, "style")
+        if style.shape[0] not in (1, output.shape[0]):
+            raise InputError(f"style batch {style.shape[0]} must be 1 or equal to the output batch {output.shape[0]}")
+
+
+class Metric:
+    """Base class: subclasses set ``name``, ``higher_is_better``, ``unit`` and implement :meth:`values`."""
+
+    name: str = "metric"
+    higher_is_better: bool = False
+    unit: str = ""
+
+    def __init__(self) -> None:
+        self._values: list[Tensor] = []
+
+    def values(self, output: Tensor, content: Tensor, style: Tensor) -> Tensor:
+        """Per-image values (B,) for outputs (B, 3, H, W) and their content/style images, all RGB in [0, 1]."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def update(self, output: Tensor, content: Tensor, style: Tensor) -> Tensor:
+        check_triplet(output, content, style)
+        v = self.values(output, content, style).detach().to("cpu", torch.float64).flatten()
+        self._values.append(v)
+        return v
+
+    def compute(self) -> Summary:
+        return summarize(torch.cat(self._values) if self._values else torch.empty(0))
+
+    def reset(self) -> None:
+        self._values.clear()
+
+    def config(self) -> dict:
+        """What the manifest records about this metric's definition."""
+        return {"name": self.name, "higher_is_better": self.higher_is_better}

@@ -1,0 +1,128 @@
+"""The benchmark runner end to end (library level): outputs, resume, determinism, shards, bad inputs."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from harness.images import ImageError
+from harness.run import RunConfig, RunError, execute_run, merge_shards, resolve_pairs, write_run_tables
+from methods import UnknownMethodError
+
+from .conftest import shared_asset
+
+
+@pytest.fixture
+def eval_images(tmp_path):
+    """2 content × 2 style images from the StyA2K eval set, copied so tests can add bad files."""
+    root = shared_asset("images/eval/stya2k")
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    for i in (1, 2):
+        shutil.copy(root / "content" / f"content{i}.png", content)
+        shutil.copy(root / "style" / f"style{i}.png", style)
+    return content, style
+
+
+def config(out, content, style, **kw):
+    base = dict(methods=["styA2K", "adain"], out=out, content=[str(content)], style=[str(style)], size=64,
+                init="random", timing_repeats=5, timing_warmup=1, progress=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_images_metrics_manifest_tables(tmp_path, eval_images):
+    out = tmp_path / "run"
+    summary = execute_run(config(out, *eval_images))
+    rows = read_rows(out / "metrics.csv")
+    assert summary["computed"] == 8 and len(rows) == 8
+    assert {r["method"] for r in rows} == {"styA2K", "adain"} and all(r["untrained"] == "True" for r in rows)
+    assert all(float(r["content_loss"]) >= 0 and float(r["lpips"]) >= 0 for r in rows)
+    assert sorted(p.name for p in (out / "styA2K").iterdir()) == [
+        "content1__style1.png", "content1__style2.png", "content2__style1.png", "content2__style2.png"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and "torch" in manifest["versions"]
+    assert set(manifest["images"]["content"]) == {"content1.png", "content2.png"}
+    assert all(len(h) == 64 for h in manifest["images"]["style"].values())
+    assert "UNTRAINED" in manifest["methods"]["styA2K"]["flag"]
+    for kind in ("csv", "md", "tex"):
+        assert (out / f"table.{kind}").exists()
+    assert "†" in (out / "table.md").read_text()
+    timing = read_rows(out / "timing.csv")
+    assert [r["method"] for r in timing] == ["styA2K", "adain"] and float(timing[0]["gflops"]) > 0
+
+
+def test_resume_recomputes_nothing_and_same_inputs_give_same_numbers(tmp_path, eval_images):
+    out = tmp_path / "run"
+    execute_run(config(out, *eval_images, metrics=["content_loss", "style_loss", "lpips"]))
+    first = (out / "metrics.csv").read_text()
+    again = execute_run(config(out, *eval_images, metrics=["content_loss", "style_loss", "lpips"]))
+    assert again["computed"] == 0 and again["skipped"] == 8
+    # A killed run: drop the last two rows and half-write a third line; the rerun fills exactly those.
+    lines = first.splitlines(keepends=True)
+    (out / "metrics.csv").write_text("".join(lines[:-2]) + lines[-2][:10])
+    resumed = execute_run(config(out, *eval_images, metrics=["content_loss", "style_loss", "lpips"]))
+    assert resumed["computed"] == 2
+    assert sorted((out / "metrics.csv").read_text().splitlines()) == sorted(first.splitlines())
+    fresh = tmp_path / "fresh"
+    execute_run(config(fresh, *eval_images, metrics=["content_loss", "style_loss", "lpips"]))
+    assert (fresh / "metrics.csv").read_text() == first
+    forced = execute_run(config(out, *eval_images, metrics=["content_loss"], force=True))
+    assert forced["computed"] == 8
+
+
+def test_shards_merge_to_the_full_run(tmp_path, eval_images):
+    out = tmp_path / "sharded"
+    for i in range(3):
+        execute_run(config(out, *eval_images, methods=["adain"], metrics=["style_loss"], shard=(i, 3)))
+    assert not (out / "metrics.csv").exists()
+    with pytest.raises(RunError, match="harness merge"):
+        write_run_tables([out])
+    assert merge_shards(out)["metrics"] == 4
+    full = tmp_path / "full"
+    execute_run(config(full, *eval_images, methods=["adain"], metrics=["style_loss"]))
+    key = lambda r: (r["method"], r["content"], r["style"])  # noqa: E731
+    assert sorted(read_rows(out / "metrics.csv"), key=key) == sorted(read_rows(full / "metrics.csv"), key=key)
+    assert write_run_tables([out])["md"].exists()
+
+
+def test_pair_sampling_is_seeded_and_sharding_partitions(tmp_path, eval_images):
+    all_pairs = resolve_pairs(config(tmp_path, *eval_images))[2]
+    a = resolve_pairs(config(tmp_path, *eval_images, pairs=3, seed=1))[2]
+    b = resolve_pairs(config(tmp_path, *eval_images, pairs=3, seed=1))[2]
+    assert a == b and len(a) == 3 and set(a) <= set(all_pairs)
+    shards = [resolve_pairs(config(tmp_path, *eval_images, shard=(i, 3)))[2] for i in range(3)]
+    key = lambda p: (p.content, p.style)  # noqa: E731
+    assert sorted((p for s in shards for p in s), key=key) == sorted(all_pairs, key=key)
+
+
+def test_demo_set_is_the_default(tmp_path):
+    contents, styles, pairs = resolve_pairs(RunConfig(methods=["adain"], out=tmp_path))
+    assert [p.stem for p in contents] == ["astronaut", "chelsea", "coffee", "rocket"]
+    assert [p.stem for p in styles] == ["dots", "mosaic", "strokes", "waves"] and len(pairs) == 16
+
+
+def test_bad_inputs_fail_before_any_work(tmp_path, eval_images):
+    content, style = eval_images
+    out = tmp_path / "run"
+    with pytest.raises(ImageError, match="no such file"):
+        execute_run(config(out, tmp_path / "nope", style))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageError, match="no images found"):
+        execute_run(config(out, tmp_path / "empty", style))
+    with pytest.raises(UnknownMethodError, match="did you mean"):
+        execute_run(config(out, content, style, methods=["styA2k-nod"]))
+    with pytest.raises(RunError, match="unknown metric.*fid"):
+        execute_run(config(out, content, style, metrics=["fid"]))
+    (content / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ImageError, match="broken.png"):
+        execute_run(config(out, content, style))
+    assert not (out / "metrics.csv").exists()
