@@ -13,6 +13,8 @@ Adding a command: write ``add_<name>_parser(subparsers)`` (which builds the sub-
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import re
 import sys
 import textwrap
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from PIL import Image
 
 from methods import Method, create_method, find_checkpoint, get_method_info, list_methods
@@ -30,6 +33,7 @@ from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, find_file, search_dirs
 
 from .errors import EXIT_USAGE, EXPECTED_ERRORS, CLIError, format_error
 from .images import ImageError, load_image_tensor, save_image
+from .run import DEFAULT_METRICS, KNOWN_METRICS, RunConfig, execute_run, merge_shards, write_run_tables
 
 PROG = "python -m harness"
 
@@ -353,11 +357,469 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------------------------------------
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text}")
+    return value
+
+
+_TRAIN_REQUIRED = ("method", "content_dir", "style_dir", "out")
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "train",
+        help="train a method on folders of content and style images (official recipe by default)",
+        description="Train METHOD's trainable parts (the VGG encoder stays frozen) on CONTENT-DIR x STYLE-DIR with "
+                    "the method's official recipe (see methods/recipes.py); --steps/--epochs and the 'recipe overrides' "
+                    "options replace single recipe fields. Writes OUT/harness_checkpoint.pt (load it with "
+                    "--weights OUT), OUT/training_state.pt (for --resume), OUT/loss_log.csv and "
+                    "OUT/samples/step_*.png; StyA2K methods also get the official latest_net_*.pth files. Training "
+                    "needs vgg_normalised.pth; --init random trains against a random encoder instead (smoke runs "
+                    "only, flagged). Under `torchrun --nproc_per_node N -m harness train ...` it runs data-parallel "
+                    "(--batch-size per process). --config FILE.yaml gives the same keys (dashes or underscores); "
+                    "command-line values override it.",
+        examples=[
+            f"{PROG} train --method styA2K --content-dir coco/train2014 --style-dir wikiart --out runs/stya2k",
+            f"{PROG} train --method adain --content-dir coco --style-dir wikiart --out runs/adain --steps 20000 "
+            "--amp bf16",
+            f"{PROG} train --method styA2K-noPA --config runs/base.yaml --out runs/nopa --steps 5000 --lr 1e-4",
+            f"{PROG} train --out runs/stya2k --resume --steps 60000",
+            f"torchrun --standalone --nproc_per_node 4 -m harness train --method styA2K --content-dir coco "
+            "--style-dir wikiart --out runs/ddp --device cuda",
+        ],
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE.yaml", default=None,
+                        help="YAML file with any of these options as keys (e.g. `lr: 1e-4`, `content-dir: coco`)")
+    parser.add_argument("--method", default=None, help="method name (see `methods`), case-insensitive")
+    parser.add_argument("--content-dir", type=Path, metavar="DIR", default=None,
+                        help="folder of content images, searched recursively (jpg, jpeg, png, webp, bmp, ppm)")
+    parser.add_argument("--style-dir", type=Path, metavar="DIR", default=None, help="folder of style images")
+    parser.add_argument("--out", type=Path, metavar="DIR", default=None, help="output folder of the run")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                        help="optimiser steps in total (default: recipe; an epoch is still one pass over the content)")
+    length.add_argument("--epochs", type=_positive_int, default=None, metavar="E",
+                        help="passes over the content set (default: recipe)")
+    group = parser.add_argument_group("recipe overrides (default: the method's recipe)")
+    group.add_argument("--batch-size", type=_positive_int, default=None, metavar="B", help="images per step (per process)")
+    group.add_argument("--crop", type=_positive_int, default=None, metavar="S", help="random crop side")
+    group.add_argument("--load-size", type=_positive_int, default=None, metavar="S",
+                       help="resize to S x S before the crop (must be ≥ --crop)")
+    group.add_argument("--keep-aspect", action="store_true", default=None,
+                       help="resize the shorter side to --load-size instead (keeps the aspect ratio)")
+    group.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
+    group.add_argument("--lambda-style", type=_non_negative_float, default=None, metavar="W",
+                       help="weight of the global style loss (recipe key global_style, or style for adain)")
+    group.add_argument("--lambda-a2k", type=_non_negative_float, default=None, metavar="W",
+                       help="weight of the A2K* loss (styA2K, its ablations, all2all)")
+    group.add_argument("--schedule", choices=("official", "paper", "inverse_time", "constant"), default=None,
+                       help="LR schedule: official (x0.3 per epoch after 2), paper (linear to 0), inverse_time "
+                            "(lr/(1+5e-5 step)), constant")
+    group.add_argument("--workers", type=_non_negative_int, default=None, metavar="K", help="DataLoader workers")
+    group.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
+                       help="write the checkpoint every K steps (and at the end)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--amp", choices=("bf16", "fp16", "off"), default=None,
+                     help="mixed precision: bf16 (CPU or CUDA), fp16 (CUDA, with a GradScaler) or off (default)")
+    run.add_argument("--compile", action="store_true", default=None, help="torch.compile the loss computation")
+    run.add_argument("--seed", type=int, default=None, help="seed of the init, the data order and the crops (default 0)")
+    run.add_argument("--resume", action="store_true", default=None,
+                     help="continue the run in --out exactly where its last checkpoint left it")
+    run.add_argument("--log-every", type=_non_negative_int, default=None, metavar="K",
+                     help="print/refresh the loss terms every K steps (default 50; loss_log.csv has every step)")
+    run.add_argument("--sample-every", type=_non_negative_int, default=None, metavar="K",
+                     help="save a content|style|output grid every K steps (default 1000; 0 = never)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="tqdm progress bar (default: when stderr is a terminal)")
+    weights = parser.add_argument_group("weights and device")
+    weights.add_argument("--device", default=None, help="torch device: cpu (default), cuda, cuda:1, ...")
+    add_weights_dir_argument(weights)
+    weights.add_argument("--init", choices=("pretrained", "random"), default=None,
+                         help="random: allow training against a random VGG encoder when vgg_normalised.pth is not "
+                              "available (smoke runs only; flagged untrained_encoder). The trainable parts always "
+                              "start from the method's seeded official initialisation")
+    weights.add_argument("--no-download", action="store_true", default=None,
+                         help=f"never download vgg_normalised.pth (also: {ENV_OFFLINE}=1)")
+    weights.add_argument("--option", metavar="KEY=VALUE", action="append", default=None,
+                         help="a method option, repeatable (see `methods --verbose`)")
+    parser.set_defaults(handler=cmd_train, _train_parser=parser)
+    return parser
+
+
+def _yaml_value(action: argparse.Action, key: str, value: Any, source: Path) -> Any:
+    """A YAML value converted and checked like the command-line option it stands for."""
+    where = f"--config {source}: key {key!r}"
+    if action.nargs == 0:  # store_true / BooleanOptionalAction
+        if not isinstance(value, bool):
+            raise CLIError(f"{where} expects true or false, got {value!r}")
+        return (value or None) if action.dest == "no_download" else value
+    if action.dest == "option":
+        if isinstance(value, dict):
+            return [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items()]
+        items = value if isinstance(value, list) else [value]
+        return [str(v) for v in items]
+    if isinstance(value, (dict, list)):
+        raise CLIError(f"{where} expects a single value, got {value!r}")
+    if isinstance(value, bool):
+        text = {"amp": "off" if not value else "on"}.get(action.dest, str(value).lower())
+    else:
+        text = str(value)
+    try:
+        converted = action.type(text) if action.type else text
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+        raise CLIError(f"{where}: {exc}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise CLIError(f"{where}: {converted!r} is not one of {', '.join(map(str, action.choices))}")
+    return converted
+
+
+def load_train_config(path: Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill the options ``args`` did not get on the command line from the YAML file ``path`` (in place)."""
+    import yaml
+
+    if not path.is_file():
+        raise CLIError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CLIError(f"--config {path}: not a readable YAML file ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise CLIError(f"--config {path}: expected a mapping of option: value, got {type(data).__name__}")
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    from_yaml = set()
+    for key, value in data.items():
+        dest = str(key).strip().lstrip("-").replace("-", "_")
+        if dest not in actions:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            raise CLIError(f"--config {path}: unknown key {key!r} (known keys: {known})")
+        if getattr(args, dest) is None:
+            setattr(args, dest, _yaml_value(actions[dest], str(key), value, path))
+            from_yaml.add(dest)
+    if args.steps is not None and args.epochs is not None:
+        if {"steps", "epochs"} <= from_yaml:
+            raise CLIError(f"--config {path}: give one of steps and epochs, not both")
+        setattr(args, "steps" if "steps" in from_yaml else "epochs", None)  # the command line's length wins
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, TrainingDivergedError, train
+
+    if args.config is not None:
+        load_train_config(args.config, args, args._train_parser)
+    missing = [name for name in _TRAIN_REQUIRED if getattr(args, name) is None]
+    if args.resume and args.out is not None:
+        missing = [m for m in missing if m == "out"]  # the rest comes from the run being resumed
+    if missing:
+        raise CLIError("train needs " + ", ".join("--" + m.replace("_", "-") for m in missing)
+                       + " (on the command line or in --config)")
+    config = TrainConfig(
+        method=args.method, content_dir=args.content_dir, style_dir=args.style_dir, out=args.out,
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, load_size=args.load_size,
+        keep_aspect=args.keep_aspect, lr=args.lr, lambda_style=args.lambda_style, lambda_a2k=args.lambda_a2k,
+        schedule=args.schedule, amp=args.amp, compile=args.compile, workers=args.workers, seed=args.seed,
+        init=args.init, resume=bool(args.resume), log_every=args.log_every, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, device=args.device, weights_dir=args.weights_dir,
+        download=False if args.no_download else None, options=parse_options(args.option or []),
+        progress=args.progress,
+    )
+    try:
+        summary = train(config)
+    except TrainingDivergedError as exc:
+        print(f"error: {format_error(exc)}", file=sys.stderr)
+        return 1
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["final_terms"].items()) or "none"
+    skipped = summary["skipped_files"]
+    lines = [
+        f"trained {summary['method']}: {summary['steps']}/{summary['total_steps']} steps "
+        f"({summary['steps_this_run']} in this run, {summary['seconds']:.1f} s, {summary['images_per_s']:.2f} img/s)"
+        + (f" [{summary['flag']}]" if summary["flag"] else ""),
+        f"final loss terms: {terms}",
+        f"skipped unreadable images: {len(skipped)}" + (f" ({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})" if skipped else ""),
+        f"checkpoint: {summary['checkpoint']} (load with --weights {summary['out']})",
+        f"training state: {summary['training_state']} (continue with --resume)",
+        f"loss log: {summary['loss_log']}",
+    ]
+    if summary["samples"]:
+        lines.append(f"samples: {summary['samples']}")
+    if summary["official_files"]:
+        lines.append("official files: " + ", ".join(Path(p).name for p in summary["official_files"]))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print("\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Parser and entry point
 # ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------------------
+# run, table, merge, tally
+# ----------------------------------------------------------------------------------------------------------------------
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+RUN_DEFAULTS: dict[str, Any] = {"size": 512, "seed": 0, "device": "cpu", "batch_size": 1, "pairs": None,
+                                "metrics": list(DEFAULT_METRICS), "timing_repeats": 10, "lpips_net": "alex"}
+
+
+def add_run_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "run", help="the benchmark: methods × image pairs → images, metrics, timing, tables",
+        description="Stylise every content × style pair with every method, save the images (one folder per method, "
+                    "<content>__<style>.png), compute the metrics per pair into RUN_DIR/metrics.csv, time each "
+                    "method apart from the metrics (timing.csv), and write table.csv/.md/.tex. Without --content/"
+                    "--style, an embedded demo set (public-domain/CC0 photos, project-generated styles) is used. "
+                    "Killed runs resume where they stopped; --force recomputes.",
+        examples=[f"{PROG} run --methods styA2K,adain,all2all",
+                  f"{PROG} run --methods styA2K,adain --content photos/ --style paintings/ --size 512 --out results/t1",
+                  f"{PROG} run --methods adain --init random --size 128 --pairs 4   # smoke run, flagged UNTRAINED",
+                  f"{PROG} run --study studies/smoke.yaml --out results/smoke"],
+    )
+    parser.add_argument("--methods", type=_comma_list, default=None, help="comma-separated method names")
+    parser.add_argument("--content", nargs="+", metavar="DIR|FILE", default=None, help="content folder(s) or files")
+    parser.add_argument("--style", nargs="+", metavar="DIR|FILE", default=None, help="style folder(s) or files")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--size", type=_positive_int, default=None,
+                      help="resize both images to S×S (official protocol; default 512)")
+    size.add_argument("--keep-size", action="store_true", help="use the images at their own sizes")
+    parser.add_argument("--keep-aspect", action="store_true", help="resize the shorter side to S instead")
+    parser.add_argument("--pairs", type=_positive_int, default=None, help="a seeded sample of N pairs (default: all)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="pairs per forward (default 1)")
+    parser.add_argument("--metrics", type=_comma_list, default=None,
+                        help=f"comma-separated subset of {', '.join(KNOWN_METRICS)} (default: all)")
+    parser.add_argument("--lpips-net", choices=("alex", "vgg"), default=None, help="LPIPS backbone (default alex)")
+    parser.add_argument("--timing-repeats", type=_positive_int, default=None, help="timed runs per method (default 10)")
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default: results/run-<time>)")
+    parser.add_argument("--study", type=Path, default=None, help="YAML file with the same settings (CLI overrides)")
+    parser.add_argument("--force", action="store_true", help="recompute pairs already in metrics.csv")
+    parser.add_argument("--shard", type=_shard, default=None,
+                        help="i/n: this process takes every n-th pair from i (default: torchrun's RANK/WORLD_SIZE)")
+    parser.add_argument("--votes", type=Path, default=None, help="user-study votes CSV added to the tables")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_method_arguments(parser)
+    parser.set_defaults(handler=cmd_run)
+    return parser
+
+
+STUDY_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"progress", "method_options", "download", "out"} | {
+    "options", "keep_size", "out"}
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """A study YAML: the run's settings under their option names (dashes or underscores); unknown keys are errors."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CLIError(f"--study {path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise CLIError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CLIError(f"{path}: a study must be a mapping of settings, got {type(data).__name__}")
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in STUDY_KEYS:
+            raise CLIError(f"{path}: unknown key {key!r}; known keys: {', '.join(sorted(STUDY_KEYS))}")
+        out[name] = value
+    return out
+
+
+def _listify(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _comma_list(value)
+    return [str(v) for v in value]
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    if args.weights is not None:
+        raise CLIError("--weights names one method's files; for a run put every method's files in one folder and "
+                       "pass --weights-dir DIR (harness checkpoints go in DIR/<method>/harness_checkpoint.pt)")
+    study = load_study(args.study) if args.study else {}
+    pick = lambda name, cli: cli if cli is not None else study.get(name, RUN_DEFAULTS.get(name))  # noqa: E731
+    methods = args.methods or _listify(study.get("methods"))
+    if not methods:
+        raise CLIError("no methods: pass --methods styA2K,adain,all2all (or `methods:` in --study)")
+    keep_size = args.keep_size or bool(study.get("keep_size", False))
+    size = None if keep_size else pick("size", args.size)
+    options = parse_options(args.option)
+    options.update(study.get("options") or {})
+    shard = args.shard or study.get("shard")
+    if shard is None and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+    if isinstance(shard, str):
+        shard = _shard(shard)
+    out = args.out or (Path(study["out"]) if study.get("out") else
+                       Path("results") / f"run-{time.strftime('%Y%m%d-%H%M%S')}")
+    method_options: dict[str, dict[str, Any]] = {}
+    for name in methods:
+        known = get_method_info(name).options
+        method_options[name] = {k: v for k, v in options.items() if k in known}
+    unused = [k for k in options if not any(k in o for o in method_options.values())]
+    if unused:
+        raise CLIError(f"option(s) {', '.join(unused)} belong to none of the methods {', '.join(methods)}")
+    return RunConfig(
+        methods=methods, out=out,
+        content=args.content or _listify(study.get("content")), style=args.style or _listify(study.get("style")),
+        size=size, keep_aspect=args.keep_aspect or bool(study.get("keep_aspect", False)),
+        pairs=pick("pairs", args.pairs), seed=args.seed if args.seed != 0 else study.get("seed", 0),
+        device=str(resolve_device(args.device if args.device != "cpu" else study.get("device", "cpu"))),
+        batch_size=pick("batch_size", args.batch_size),
+        weights_dir=str(_existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else study.get("weights_dir"),
+        init=args.init or study.get("init"), download=False if args.no_download else None,
+        metrics=args.metrics or _listify(study.get("metrics")) or list(DEFAULT_METRICS),
+        method_options=method_options, lpips_net=pick("lpips_net", args.lpips_net),
+        timing_repeats=pick("timing_repeats", args.timing_repeats), force=args.force or bool(study.get("force")),
+        shard=tuple(shard) if shard else None, votes=str(args.votes) if args.votes else study.get("votes"),
+        progress=not args.no_progress,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = run_config_from_args(args)
+    if config.init == "random":
+        print("WARNING: --init random: every method runs with UNTRAINED weights; rows and tables are flagged and "
+              "the numbers are meaningless (smoke and timing runs only)", file=sys.stderr)
+    summary = execute_run(config, command=" ".join([PROG, *sys.argv[1:]]))
+    seconds = summary["seconds"]
+    print(f"run: {summary['computed']} pairs computed, {summary['skipped']} already done, in {config.out}")
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    for name, reason in summary["unavailable"].items():
+        print(f"unavailable: {name}: {reason}", file=sys.stderr)
+    if "tables" in summary:
+        print(Path(summary["tables"]["md"]).read_text())
+    else:
+        print(f"shard done; combine the shards with `{PROG} merge {config.out}`")
+    return 0
+
+
+def add_table_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "table", help="aggregate run directories into table.csv/.md/.tex",
+        description="Mean ± std and 95% CI per method of one or more run directories, with timing and (with "
+                    "--votes) user-study preference columns; the LaTeX table marks the best value of each column "
+                    "in bold and the second underlined, like the paper's Table 1.",
+        examples=[f"{PROG} table results/run-1", f"{PROG} table results/a results/b --out results/ab --votes votes.csv"],
+    )
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the first run)")
+    parser.add_argument("--votes", type=Path, default=None, help="user-study votes CSV")
+    parser.set_defaults(handler=cmd_table)
+    return parser
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    for run_dir in args.runs:
+        _existing_path(run_dir, "RUN_DIR")
+    paths = write_run_tables(args.runs, args.out, votes=str(args.votes) if args.votes else None)
+    print(paths["md"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_merge_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "merge", help="combine the shards of a run directory (--shard i/n) and write its tables",
+        description="Combine metrics.shard-I-of-N.csv and timing.shard-I-of-N.csv into metrics.csv and timing.csv "
+                    "(rows de-duplicated), then write the tables.",
+        examples=[f"{PROG} merge results/big-run"],
+    )
+    parser.add_argument("run", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--votes", type=Path, default=None, help="user-study votes CSV")
+    parser.set_defaults(handler=cmd_merge)
+    return parser
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    counts = merge_shards(_existing_path(args.run, "RUN_DIR"))
+    print("merged: " + ", ".join(f"{k}.csv {v} rows" for k, v in counts.items()))
+    paths = write_run_tables([args.run], votes=str(args.votes) if args.votes else None)
+    print(paths["md"].read_text())
+    return 0
+
+
+def add_tally_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "tally", help="user-study votes → shares with 95%% Wilson intervals and tests",
+        description="Read a votes CSV (participant,group,question,method; question in content/style/overall) and "
+                    "print, per question, each method's share of the votes with its 95% Wilson interval, a "
+                    "chi-square test against the uniform split and pairwise exact binomial tests (Holm-adjusted). "
+                    "Invalid rows (unknown method, wrong question, duplicate vote) are listed with line numbers.",
+        examples=[f"{PROG} tally votes.csv", f"{PROG} tally votes.csv --methods styA2K,adain,all2all --out results/study"],
+    )
+    parser.add_argument("votes", type=Path, metavar="VOTES.csv")
+    parser.add_argument("--methods", type=_comma_list, default=None, help="the compared methods (others are invalid)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for tally.csv, chi_square.csv, pairwise.csv")
+    parser.set_defaults(handler=cmd_tally)
+    return parser
+
+
+def cmd_tally(args: argparse.Namespace) -> int:
+    from metrics.preference import chi_square_uniform, pairwise_binomial, read_votes, tally
+
+    votes, problems = read_votes(args.votes, methods=args.methods)
+    for problem in problems:
+        print(f"warning: {args.votes}: {problem}", file=sys.stderr)
+    tables = {"tally": tally(votes, methods=args.methods), "chi_square": chi_square_uniform(votes, methods=args.methods),
+              "pairwise": pairwise_binomial(votes, methods=args.methods)}
+    for name, frame in tables.items():
+        print(f"\n{name}:\n{frame.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, frame in tables.items():
+            frame.to_csv(args.out / f"{name}.csv", index=False)
+        print(f"\nwrote {args.out}/tally.csv, chi_square.csv, pairwise.csv")
+    print(f"\n{len(votes)} valid votes, {len(problems)} invalid row(s)")
+    return 0
+
+
 COMMANDS: list[Callable[[Any], argparse.ArgumentParser]] = [
     add_methods_parser,
     add_stylize_parser,
+    add_run_parser,
+    add_table_parser,
+    add_merge_parser,
+    add_tally_parser,
+    add_train_parser,
 ]
 """Every subcommand's ``add_<name>_parser``, in the order ``--help`` lists them."""
 
@@ -368,8 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=_fill("Evaluation harness for arbitrary style transfer (StyA2K, its ablations, all-to-all "
-                          "attention, AdaIN and plugin methods): list methods and stylise images."),
+                          "attention, AdaIN and plugin methods): benchmark methods on image pairs, train them, "
+                          "stylise images, tabulate runs and user studies."),
         epilog="examples:\n"
+               f"  {PROG} run --methods styA2K,adain,all2all\n"
                f"  {PROG} methods --verbose\n"
                f"  {PROG} stylize --method styA2K --content photo.jpg --style starry.png\n\n"
                f"Run `{PROG} <command> --help` for a command's options.",

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from methods import InputError, OptionError, UnknownMethodError
 from methods.weights import WeightsError
+from metrics.preference import VotesError
 
 from .images import ImageError
+from .run import RunError
+from .tables import TableError
 
 __all__ = ["EXIT_USAGE", "EXPECTED_ERRORS", "CLIError", "format_error"]
 
@@ -32,6 +35,9 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     IsADirectoryError,
     NotADirectoryError,
     PermissionError,
+    RunError,
+    TableError,
+    VotesError,
 )
 
 

@@ -1,0 +1,83 @@
+"""`run`, `table`, `merge` and `tally` from the command line: outputs, exit codes, one-line errors."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from harness.cli import main
+
+from .conftest import shared_asset
+
+
+@pytest.fixture
+def pairs_dir(tmp_path):
+    root = shared_asset("images/eval/stya2k")
+    for role in ("content", "style"):
+        (tmp_path / role).mkdir()
+        for i in (1, 2):
+            shutil.copy(root / role / f"{role}{i}.png", tmp_path / role)
+    return tmp_path
+
+
+def run_args(pairs_dir, out, *extra):
+    return ["run", "--methods", "adain", "--content", str(pairs_dir / "content"), "--style", str(pairs_dir / "style"),
+            "--size", "64", "--init", "random", "--out", str(out), "--no-progress", "--timing-repeats", "5", *extra]
+
+
+def test_run_table_and_merge(pairs_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(pairs_dir, out, "--metrics", "style_loss,timing")) == 0
+    printed = capsys.readouterr()
+    assert "4 pairs computed" in printed.out and "| adain †" in printed.out and "UNTRAINED" in printed.err
+    assert main(["table", str(out), "--out", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "t" / "table.tex").exists()
+    sharded = tmp_path / "sharded"
+    for shard in ("0/2", "1/2"):
+        assert main(run_args(pairs_dir, sharded, "--metrics", "style_loss", "--shard", shard)) == 0
+    assert main(["merge", str(sharded)]) == 0
+    assert "metrics.csv 4 rows" in capsys.readouterr().out
+
+
+def test_study_file_and_its_errors(pairs_dir, tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"methods: [adain]\ncontent: {pairs_dir / 'content'}\nstyle: {pairs_dir / 'style'}\n"
+                     f"size: 64\ninit: random\nmetrics: [style_loss]\npairs: 2\n")
+    assert main(["run", "--study", str(study), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert "2 pairs computed" in capsys.readouterr().out
+    study.write_text("methods: [adain]\nsizes: 64\n")
+    assert main(["run", "--study", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'sizes'" in err and str(study) in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--metrics", "fid"], "unknown metric(s) fid"),
+    (["--option", "colour=1"], "belong to none of the methods"),
+    (["--shard", "3/2"], "expected i/n"),
+])
+def test_run_bad_arguments_exit_2(pairs_dir, tmp_path, capsys, extra, message):
+    assert main(run_args(pairs_dir, tmp_path / "r", *extra)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_run_without_weights_stops_before_any_work(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--methods", "styA2K,adain,all2all", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "vgg_normalised.pth" in err and "--init random" in err and not out.exists()
+
+
+def test_tally_reports_invalid_rows_with_line_numbers(tmp_path, capsys):
+    votes = tmp_path / "votes.csv"
+    rows = ["participant,group,question,method"]
+    rows += [f"p{i},g1,overall,{m}" for i, m in enumerate(["a"] * 6 + ["b"] * 3 + ["c"])]
+    rows += ["p0,g1,overall,a", "p20,g1,colour,a", "p21,g1,style,zzz"]  # lines 12, 13, 14
+    votes.write_text("\n".join(rows) + "\n")
+    assert main(["tally", str(votes), "--methods", "a,b,c", "--out", str(tmp_path / "t")]) == 0
+    captured = capsys.readouterr()
+    assert "line 12" in captured.err and "line 13" in captured.err and "line 14" in captured.err
+    assert "10 valid votes, 3 invalid row(s)" in captured.out
+    assert (tmp_path / "t" / "pairwise.csv").exists()
+    (tmp_path / "bad.csv").write_text("who,what\n1,2\n")
+    assert main(["tally", str(tmp_path / "bad.csv")]) == 2
