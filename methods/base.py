@@ -153,16 +153,17 @@ class Provenance:
     seed: int | None = None
     checkpoint: str | None = None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trained_with_random_encoder: bool = False
 
     def flag(self) -> str:
         """"" for fully pretrained weights, else a short warning such as ``UNTRAINED (random init, seed 0)``."""
-        if not self.untrained and self.encoder_pretrained:
-            return ""
         parts = []
         if self.untrained:
             parts.append(f"UNTRAINED (random init, seed {self.seed})")
         if not self.encoder_pretrained:
             parts.append("RANDOM ENCODER")
+        if self.trained_with_random_encoder:
+            parts.append("TRAINED WITH A RANDOM ENCODER")
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

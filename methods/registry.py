@@ -309,7 +309,10 @@ def create_method(
                                    "source": "checkpoint", "verified": None}}
         if encoder:
             files[info.encoder_weights.filename] = encoder
-        provenance = Provenance(untrained=False, encoder_pretrained=True, checkpoint=str(checkpoint_path), files=files)
+        provenance = Provenance(
+            untrained=False, encoder_pretrained=True, checkpoint=str(checkpoint_path), files=files,
+            trained_with_random_encoder=bool(checkpoint.get("metadata", {}).get("untrained_encoder", False)),
+        )
     else:
         if not info.has_official_weights:
             raise WeightsError(

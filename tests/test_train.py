@@ -238,6 +238,7 @@ def test_checkpoint_round_trip(stya2k_runs, tmp_path):
     loaded = create_method("styA2K", weights=out, weights_dir=encoder_dir)
     assert_same_state(trainable(loaded), trained)
     assert loaded.provenance.checkpoint == str(out / CHECKPOINT_NAME)
+    assert "TRAINED WITH A RANDOM ENCODER" in loaded.provenance.flag() and loaded.untrained  # flagged in every output
     # The official files load through the official path into the same weights.
     official = tmp_path / "official"
     official.mkdir()
