@@ -263,12 +263,19 @@ KNOWN_METRICS = (*METRIC_LABELS, "timing")
 
 @dataclass
 class MetricSuite:
-    """The per-pair metrics of a run, their definitions (for the manifest) and the ones that are unavailable."""
+    """The per-pair metrics of a run, their definitions (for the manifest) and the ones that are unavailable.
+
+    Inputs recur across pairs and methods (each content image meets every style and every method), so their side of
+    the content/style losses is computed once per image and kept: relu4_1/relu5_1 features of content images and the
+    per-channel mean/std of style images (a few MB per image at 512²). Only the stylised output is encoded per pair.
+    """
 
     content_style: Any = None
     lpips: Any = None
     unavailable: dict[str, str] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
+    _content_features: dict[Any, dict[str, torch.Tensor]] = field(default_factory=dict)
+    _style_statistics: dict[Any, dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -279,13 +286,40 @@ class MetricSuite:
             names.append("lpips")
         return names + [n for n in self.unavailable if n not in names]
 
-    def update(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, list[float]]:
+    def _content_style(self, output, content, style, keys) -> dict[str, torch.Tensor]:
+        from metrics.base import check_triplet
+        from metrics.content_style import content_loss, style_loss_from_statistics, style_statistics
+
+        check_triplet(output, content, style)
+        settings = self.content_style.settings
+        encoder = self.content_style.cache.encoder
+        for i, (content_key, style_key) in enumerate(keys):
+            if content_key not in self._content_features:
+                self._content_features[content_key] = encoder(content[i : i + 1], settings.content_layers)
+            if style_key not in self._style_statistics:
+                features = encoder(style[i : i + 1], settings.style_layers)
+                self._style_statistics[style_key] = style_statistics(features, settings.style_layers)
+        out = encoder(output, set(settings.content_layers) | set(settings.style_layers))
+        con = {t: torch.cat([self._content_features[c][t] for c, _ in keys]) for t in settings.content_layers}
+        sty = {t: tuple(torch.cat([self._style_statistics[s][t][j] for _, s in keys]) for j in (0, 1))
+               for t in settings.style_layers}
+        return {
+            "content_loss": content_loss(out, con, layers=settings.content_layers,
+                                         normalize=settings.content_normalize, reduction=settings.reduction),
+            "style_loss": style_loss_from_statistics(out, sty, layers=settings.style_layers,
+                                                     reduction=settings.reduction),
+        }
+
+    @torch.inference_mode()
+    def update(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
+               keys: Sequence[tuple[Any, Any]]) -> dict[str, list[float]]:
+        """Per-image metric values of a batch; ``keys`` identify each row's (content, style) inputs for the caches."""
         values: dict[str, torch.Tensor] = {}
         if self.content_style is not None:
-            values.update(self.content_style.update(output, content, style))
+            values.update(self._content_style(output, content, style, keys))
         if self.lpips is not None:
             values["lpips"] = self.lpips.update(output, content, style)
-        return {k: v.tolist() for k, v in values.items()}
+        return {k: v.detach().cpu().tolist() for k, v in values.items()}
 
 
 def build_metrics(config: RunConfig) -> MetricSuite:
@@ -376,7 +410,10 @@ def _timing_rows(config: RunConfig, methods: dict[str, Method], clock: StageCloc
                 "method": name, "size": size, "device": device_name(config.device), "batch_size": 1,
                 "warmup": config.timing_warmup, "repeats": config.timing_repeats,
                 "latency_ms": result.median_s * 1e3, "p10_ms": result.p10_s * 1e3, "p90_ms": result.p90_s * 1e3,
-                "images_per_s": result.images_per_s, "peak_memory_mib": result.peak_memory_mib,
+                "images_per_s": result.images_per_s,
+                # In-process CPU peak-RSS growth hides behind earlier peaks of the run: only CUDA's counter is kept
+                # (CPU peak memory: benchmarks/bench_forward.py measures each method in a fresh process).
+                "peak_memory_mib": result.peak_memory_mib if config.device.startswith("cuda") else None,
                 "memory_kind": result.memory_kind, "gflops": (result.flops or 0) / 1e9,
                 "untrained": method.untrained,
             })
@@ -419,7 +456,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
                     output = quantise(method.stylize(content, style).cpu())
                     t = clock.add("stylize", t)
                     values = suite.update(output.to(config.device), content.to(config.device),
-                                          style.to(config.device))
+                                          style.to(config.device), [(p.content, p.style) for p in batch])
                     t = clock.add("metrics", t)
                     for i, pair in enumerate(batch):
                         save_image(output[i], config.out / name / f"{pair.stem}.png")

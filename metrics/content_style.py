@@ -250,6 +250,36 @@ def content_loss(
     return _reduce(terms, reduction)
 
 
+def style_statistics(features: Features, layers: Iterable[str] = STYLE_LAYERS) -> dict[str, tuple[Tensor, Tensor]]:
+    """{tap: (mean, std)} of raw features, each (B, C, 1, 1) — all the style loss needs of a style image (small
+    enough to cache per image over a whole run)."""
+    out = {}
+    for tap in layers:
+        _check_positions(features[tap], tap, "style")
+        out[tap] = calc_mean_std(features[tap])
+    return out
+
+
+def style_loss_from_statistics(
+    output: Features, style_stats: Mapping[str, tuple[Tensor, Tensor]], *, layers: Iterable[str] = STYLE_LAYERS,
+    reduction: str = "sum",
+) -> Tensor:
+    """:func:`style_loss` with the style side given as :func:`style_statistics` (batch 1 or the output batch)."""
+    terms = []
+    for tap in layers:
+        a = output[tap]
+        b_mean, b_std = style_stats[tap]
+        if a.shape[1] != b_mean.shape[1] or b_mean.shape[0] not in (1, a.shape[0]):
+            raise InputError(
+                f"style loss at {tap}: output {tuple(a.shape)} and style statistics {tuple(b_mean.shape)} need equal "
+                "channels and a style batch of 1 or the output batch"
+            )
+        _check_positions(a, tap, "output")
+        a_mean, a_std = calc_mean_std(a)
+        terms.append(_per_sample_mse(a_mean, b_mean.expand_as(a_mean)) + _per_sample_mse(a_std, b_std.expand_as(a_std)))
+    return _reduce(terms, reduction)
+
+
 def style_loss(
     output: Tensor | Features,
     style: Tensor | Features,
@@ -266,21 +296,7 @@ def style_loss(
     layers = tuple(layers)
     out_f = _features(output, encoder, layers, "output")
     sty_f = _features(style, encoder, layers, "style")
-    terms = []
-    for tap in layers:
-        a, b = out_f[tap], sty_f[tap]
-        if a.shape[1] != b.shape[1] or b.shape[0] not in (1, a.shape[0]):
-            raise InputError(
-                f"style loss at {tap}: output {tuple(a.shape)} and style {tuple(b.shape)} need equal channels and a "
-                "style batch of 1 or the output batch"
-            )
-        _check_positions(a, tap, "output")
-        _check_positions(b, tap, "style")
-        a_mean, a_std = calc_mean_std(a)
-        b_mean, b_std = calc_mean_std(b)
-        b_mean, b_std = b_mean.expand_as(a_mean), b_std.expand_as(a_std)
-        terms.append(_per_sample_mse(a_mean, b_mean) + _per_sample_mse(a_std, b_std))
-    return _reduce(terms, reduction)
+    return style_loss_from_statistics(out_f, style_statistics(sty_f, layers), layers=layers, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -126,3 +126,23 @@ def test_bad_inputs_fail_before_any_work(tmp_path, eval_images):
     with pytest.raises(ImageError, match="broken.png"):
         execute_run(config(out, content, style))
     assert not (out / "metrics.csv").exists()
+
+
+def test_cached_inputs_give_the_metric_objects_values(tmp_path):
+    """The runner caches content features and style statistics per image; values equal the plain metric objects."""
+    import torch
+
+    from harness.run import build_metrics
+    from metrics.content_style import ContentStyleLoss
+
+    suite = build_metrics(RunConfig(methods=["adain"], out=tmp_path, init="random",
+                                    metrics=["content_loss", "style_loss"]))
+    reference = ContentStyleLoss(suite.content_style.cache.encoder)
+    torch.manual_seed(0)
+    content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
+    for _ in range(2):  # the second round reads the caches
+        output = torch.rand(2, 3, 48, 48)
+        got = suite.update(output, content, style, [("c1", "s1"), ("c2", "s2")])
+        expected = reference.update(output, content, style)
+        for name in ("content_loss", "style_loss"):
+            assert got[name] == pytest.approx(expected[name].tolist(), rel=1e-6)
