@@ -31,6 +31,7 @@ from PIL import Image
 from methods import Method, create_method, find_checkpoint, get_method_info, list_methods
 from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, find_file, search_dirs
 
+from .environment import resolve_device
 from .errors import EXIT_USAGE, EXPECTED_ERRORS, CLIError, format_error
 from .images import ImageError, load_image_tensor, save_image
 from .run import DEFAULT_METRICS, KNOWN_METRICS, RunConfig, execute_run, merge_shards, write_run_tables
@@ -137,17 +138,6 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
             raise CLIError(f"--option {key} is given twice")
         options[key] = parse_value(value)
     return options
-
-
-def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"--device {name!r} is not a torch device (use cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available here (torch.cuda.is_available() is False); "
-                       "use --device cpu")
-    return device
 
 
 def _existing_path(path: Path | None, option: str) -> Path | None:
@@ -411,7 +401,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
             "--amp bf16",
             f"{PROG} train --method styA2K-noPA --config runs/base.yaml --out runs/nopa --steps 5000 --lr 1e-4",
             f"{PROG} train --out runs/stya2k --resume --steps 60000",
-            f"torchrun --standalone --nproc_per_node 4 -m harness train --method styA2K --content-dir coco "
+            "torchrun --standalone --nproc_per_node 4 -m harness train --method styA2K --content-dir coco "
             "--style-dir wikiart --out runs/ddp --device cuda",
         ],
     )

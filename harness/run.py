@@ -20,12 +20,10 @@ import hashlib
 import json
 import math
 import os
-import platform
 import random
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +35,8 @@ from tqdm import tqdm
 from methods import Method, create_method
 
 from .demo import demo_content, demo_styles
-from .images import ImageError, image_to_tensor, list_images, load_image_tensor, save_image, tensor_to_image
+from .environment import device_name, git_commit, versions
+from .images import list_images, load_image_tensor, save_image
 
 KEY_COLUMNS = ("method", "content", "style")
 DEFAULT_METRICS = ("content_loss", "style_loss", "lpips", "timing")
@@ -165,43 +164,6 @@ def _drop_torn_last_line(path: Path) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "lpips", "numpy", "pandas", "PIL", "scipy"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception:  # an optional package may be absent
-            pass
-    from harness import __version__
-
-    out["harness"] = __version__
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
-        if commit.returncode == 0:
-            return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"CPU: {line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"CPU: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -46,7 +46,6 @@ import hashlib
 import io
 import math
 import os
-import platform
 import random
 import shlex
 import sys
@@ -77,6 +76,8 @@ from .data import (
     folder_fingerprint,
     list_training_images,
 )
+from .environment import resolve_device
+from .environment import versions as environment_versions
 from .errors import CLIError
 from .images import save_image
 
@@ -446,26 +447,9 @@ def _tensor_digest(state: Mapping[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    from . import __version__
-
-    return {"python": platform.python_version(), "torch": str(torch.__version__), "harness": str(__version__),
-            "platform": platform.platform()}
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------------------------------
-def _resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"--device {name!r} is not a torch device (use cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return device
-
-
 def _autocast(amp: str, device: torch.device):
     if amp == "off":
         return contextlib.nullcontext()
@@ -530,7 +514,7 @@ def _train(config: TrainConfig, dist_ctx: Distributed) -> dict[str, Any]:
     if info.recipe is None or not info.trainable:
         raise CLIError(f"method {info.name!r} is not trainable in the harness (it has no training recipe)")
     recipe = build_recipe(info.recipe, config, info.name)
-    device = dist_ctx.device(_resolve_device(config.device))
+    device = dist_ctx.device(resolve_device(config.device))
     if config.amp == "fp16" and device.type != "cuda":
         raise CLIError("--amp fp16 needs a CUDA device (fp16 autocast with a GradScaler); on CPU use --amp bf16")
     seed = int(config.seed)
@@ -624,7 +608,7 @@ def _train(config: TrainConfig, dist_ctx: Distributed) -> dict[str, Any]:
         if main and (saved_state is None or path not in saved_state.get("skipped", {})):
             warnings.warn(f"skipping unreadable training image: {reason}")
 
-    versions = _versions()
+    versions = environment_versions()
     command_line = config.command_line or _command_line(config)
     stya2k = info.name.lower().startswith("stya2k")
     last_saved = start_step if saved_state is not None else -1
