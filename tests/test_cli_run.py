@@ -81,3 +81,25 @@ def test_tally_reports_invalid_rows_with_line_numbers(tmp_path, capsys):
     assert (tmp_path / "t" / "pairwise.csv").exists()
     (tmp_path / "bad.csv").write_text("who,what\n1,2\n")
     assert main(["tally", str(tmp_path / "bad.csv")]) == 2
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "unknown-method"])
+def test_run_bad_inputs_one_line_exit_2_nothing_written(pairs_dir, tmp_path, capsys, case):
+    content, methods = str(pairs_dir / "content"), "adain"
+    if case == "missing":
+        content, expected = str(tmp_path / "nope"), "no such file or folder"
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        content, expected = str(tmp_path / "empty"), "no images found"
+    elif case == "corrupt":
+        (pairs_dir / "content" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+        expected = "broken.jpg"
+    else:
+        methods, expected = "adian", "did you mean 'adain'"
+    out = tmp_path / "run"
+    args = ["run", "--methods", methods, "--content", content, "--style", str(pairs_dir / "style"), "--size", "64",
+            "--init", "random", "--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and expected in err[0]
+    assert not (out / "metrics.csv").exists()
