@@ -61,14 +61,25 @@ def _fill(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 # Shared pieces for commands that build a method
 # ----------------------------------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _bounded(cast: Callable[[str], Any], *, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """An argparse type: ``cast(text)`` that must be > 0 (or ≥ 0 with ``inclusive``) and finite."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (value > 0 or (inclusive and value == 0)) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _bounded(int, inclusive=False, what="a positive integer")
+_non_negative_int = _bounded(int, inclusive=True, what="an integer ≥ 0")
+_positive_float = _bounded(float, inclusive=False, what="a positive number")
+_non_negative_float = _bounded(float, inclusive=True, what="a number ≥ 0")
 
 
 def add_weights_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -349,36 +360,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------------------------------
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text}")
-    return value
-
-
 _TRAIN_REQUIRED = ("method", "content_dir", "style_dir", "out")
 
 

@@ -26,3 +26,15 @@ def offline_weights(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HARNESS_OFFLINE", "1")
     torch.manual_seed(0)
     return root
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Offline, with a private empty HARNESS_WEIGHTS folder (returned) and cache; the working folder is tmp_path."""
+    weights = tmp_path / "env-weights"
+    weights.mkdir()
+    monkeypatch.setenv("HARNESS_WEIGHTS", str(weights))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    return weights

@@ -23,16 +23,7 @@ BUILTIN = ["adain", "all2all", "styA2K", "styA2K-1head", "styA2K-noDA", "styA2K-
 STYA2K_FILES = ["latest_net_A2K.pth", "latest_net_transform.pth", "latest_net_decoder.pth", "vgg_normalised.pth"]
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Offline, private weight folders; the working folder is tmp_path. Returns the HARNESS_WEIGHTS folder."""
-    weights = tmp_path / "env-weights"
-    weights.mkdir()
-    monkeypatch.setenv("HARNESS_WEIGHTS", str(weights))
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HARNESS_OFFLINE", "1")
-    monkeypatch.chdir(tmp_path)
-    return weights
+pytestmark = pytest.mark.usefixtures("isolated")  # offline, private weight folders, cwd = tmp_path
 
 
 @pytest.fixture

@@ -61,16 +61,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {"content": root / "content", "style": root / "style", "root": root}
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Offline, with private empty weight folders (no VGG anywhere); the working folder is tmp_path."""
-    weights = tmp_path / "env-weights"
-    weights.mkdir()
-    monkeypatch.setenv("HARNESS_WEIGHTS", str(weights))
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HARNESS_OFFLINE", "1")
-    monkeypatch.chdir(tmp_path)
-    return weights
+pytestmark = pytest.mark.usefixtures("isolated")  # offline, private weight folders, cwd = tmp_path
 
 
 def config(data, out: Path, method: str, **kw) -> TrainConfig:
