@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
+
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -115,16 +117,9 @@ def main(argv=None) -> int:
     report = {"machine": machine(), "protocol": f"{args.warmup} warm-up + {args.repeats} timed runs, median",
               "rows": rows}
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(report, indent=2))
-        lines = ["| method | size | median (ms) | p10 | p90 | peak memory (MiB) |", "|---|---|---|---|---|---|"]
-        for r in rows:
-            if "error" in r:
-                lines.append(f"| {r['method']} | {r['size']} | {r['error']} | | | |")
-            else:
-                lines.append(f"| {r['method']} | {r['size']} | {r['median_s'] * 1000:.1f} | {r['p10_s'] * 1000:.1f} "
-                             f"| {r['p90_s'] * 1000:.1f} | {r['peak_mem_mib']:.0f} |")
-        (args.out / "bench.md").write_text("\n".join(lines) + f"\n\nMachine: {json.dumps(report['machine'])}\n")
+        write_report(args.out, report, ["method", "size", "median (ms)", "p10", "p90", "peak memory (MiB)"],
+                     lambda r: [r["method"], r["size"], f"{r['median_s'] * 1000:.1f}", f"{r['p10_s'] * 1000:.1f}",
+                                f"{r['p90_s'] * 1000:.1f}", f"{r['peak_mem_mib']:.0f}"])
     return 0
 
 

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
+
 
 def measure(method_name: str, precision: str, crop: int, batch: int, steps: int, warmup: int, device: str,
             threads: int | None) -> dict:
@@ -136,17 +138,9 @@ def main(argv=None) -> int:
     report = {"machine": info, "protocol": f"{args.warmup} warm-up + {args.steps} timed training steps, median; "
               "random inputs, data loading not timed", "rows": rows}
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(report, indent=2))
-        lines = ["| method | precision | crop | batch | median step (s) | images/s |", "|---|---|---|---|---|---|"]
-        for r in rows:
-            if "error" in r:
-                lines.append(f"| {r['method']} | {r['precision']} | | | {r['error']} | |")
-            else:
-                lines.append(f"| {r['method']} | {r['precision']} | {r['crop']} | {r['batch']} | "
-                             f"{r['median_step_s']:.3f} | {r['images_per_s']:.2f} |")
-        (args.out / "bench.md").write_text("\n".join(lines) + f"\n\nMachine: {json.dumps(info)}\n\n"
-                                           f"Protocol: {report['protocol']}\n")
+        write_report(args.out, report, ["method", "precision", "crop", "batch", "median step (s)", "images/s"],
+                     lambda r: [r["method"], r["precision"], r["crop"], r["batch"], f"{r['median_step_s']:.3f}",
+                                f"{r['images_per_s']:.2f}"])
     return 0
 
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from methods.base import InputError
 from methods.weights import (
     MissingWeightsError,
+    check_state_dict,
     StateDictMismatchError,
     WeightFile,
     WeightsError,
@@ -115,33 +116,15 @@ def load_torchvision_backbone(lpips_net: nn.Module, state: dict[str, Tensor], so
     ``features.*`` tensor of the file must be used; ``classifier.*`` is ignored. Raises
     :class:`~methods.weights.StateDictMismatchError` naming the file and the offending keys.
     """
-    expected = lpips_net.state_dict()
-    mapped: dict[str, Tensor] = {}
-    missing, shapes = [], []
-    for key, value in expected.items():
+    to_file_key = {}
+    for key in lpips_net.state_dict():
         match = _SLICE_KEY.match(key)
         if match is None:
             raise StateDictMismatchError(f"LPIPS backbone key {key!r} is not of the form sliceK.N.<param>")
-        tv_key = f"features.{match.group(1)}.{match.group(2)}"
-        if tv_key not in state:
-            missing.append(tv_key)
-        elif tuple(state[tv_key].shape) != tuple(value.shape):
-            shapes.append(f"{tv_key}: file {tuple(state[tv_key].shape)} vs LPIPS {tuple(value.shape)}")
-        else:
-            mapped[key] = state[tv_key]
-    used = {f"features.{_SLICE_KEY.match(k).group(1)}.{_SLICE_KEY.match(k).group(2)}" for k in expected}
-    unused = sorted(k for k in state if k.startswith("features.") and k not in used)
-    if missing or shapes or unused:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {', '.join(missing[:5])}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): {', '.join(shapes[:5])}")
-        if unused:
-            parts.append(f"{len(unused)} unexpected feature key(s): {', '.join(unused[:5])}")
-        raise StateDictMismatchError(
-            f"weight file {source} is not the torchvision backbone LPIPS expects: {'; '.join(parts)}"
-        )
+        to_file_key[key] = f"features.{match.group(1)}.{match.group(2)}"
+    expected = {to_file_key[k]: v for k, v in lpips_net.state_dict().items()}
+    check_state_dict(expected, {k: v for k, v in state.items() if k.startswith("features.")}, source)
+    mapped = {key: state[file_key] for key, file_key in to_file_key.items()}
     lpips_net.load_state_dict(mapped, strict=True)
 
 
