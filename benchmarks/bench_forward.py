@@ -1,10 +1,14 @@
 """Benchmark the full forward pass (both VGG encodings + attention + decoder) of each method.
 
-Each (method, size) runs in a fresh subprocess so that its peak memory is its own: CPU peak RSS growth over the
-process's state right after the model and inputs were built (``ru_maxrss``), or CUDA max allocated. Protocol: warm-up
-runs, then ``--repeats`` (≥ 5) timed runs under ``torch.inference_mode()``; median / p10 / p90 latency.
-Weights are random (``init="random"``): speed and memory do not depend on the values (StyA2K has no data-dependent
-control flow besides PA's argmax, whose cost does not depend on which block wins).
+Each (method, size) runs in a fresh worker process of :mod:`harness.complexity` (:func:`harness.complexity.run_cell`,
+the same measurement as the complexity study, without its FLOP count and attention timing), so that its peak memory
+is its own: CPU resident-set high-water growth over the worker's state after the model, the inputs and one priming
+forward at 64² (the high-water mark is reset first), or CUDA max allocated over the resident weights and inputs.
+Protocol: warm-up runs, then ``--repeats`` (≥ 5) timed runs under ``torch.inference_mode()``; median / p10 / p90
+latency. Weights are random (``init="random"``): speed and memory do not depend on the values (StyA2K has no
+data-dependent control flow besides PA's argmax, whose cost does not depend on which block wins). A size that runs
+out of memory is reported as ``OOM``. For the whole size sweep with FLOPs, Eq. 15 and plots use the complexity study
+(``studies/complexity.yaml``).
 
     python benchmarks/bench_forward.py --methods styA2K,all2all,adain --sizes 256,512,1024 --out results/bench
 """
@@ -12,62 +16,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+from harness.complexity import Cell, run_cell
+from harness.environment import machine_info
 
 
-def measure(method_name: str, size: int, repeats: int, warmup: int, device: str, threads: int | None, options: dict):
-    """Run inside the child process; returns one result row."""
-    import torch
-
-    import harness
-
-    if threads:
-        torch.set_num_threads(threads)
-    method = harness.create_method(method_name, init="random", device=device, **options)
-    content = torch.rand(1, 3, size, size, device=device)
-    style = torch.rand(1, 3, size, size, device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base_alloc = torch.cuda.memory_allocated()
-    base_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            method.model(content, style)
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    if device.startswith("cuda"):
-        peak_mib = (torch.cuda.max_memory_allocated() - base_alloc) / 2**20
-    else:
-        peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss_kib) / 1024
+def measure(method_name: str, size: int, repeats: int, warmup: int, device: str, threads: int | None,
+            options: dict, timeout: float | None = None) -> dict:
+    """One (method, size) in a fresh worker; returns a result row (``error`` set when it did not run)."""
+    cell = Cell(method_name, size, "fp32", device, repeats, warmup, options=options, threads=threads,
+                attention_repeats=0, count_flops=False)
+    result = run_cell(cell, timeout)
+    status = result["status"]
+    if status != "ok":
+        error = {"oom": "OOM", "timeout": f"timeout after {timeout} s"}.get(status, status)
+        return {"method": method_name, "size": size, "error": error}
     return {
-        "method": method_name, "size": size, "device": device, "threads": torch.get_num_threads(),
-        "repeats": repeats, "warmup": warmup,
-        "median_s": statistics.median(times), "p10_s": _percentile(times, 0.1), "p90_s": _percentile(times, 0.9),
-        "peak_mem_mib": round(peak_mib, 1), "options": options,
+        "method": method_name, "size": size, "device": device, "threads": result["threads"],
+        "repeats": repeats, "warmup": warmup, "median_s": result["latency_ms"] / 1e3,
+        "p10_s": result["p10_ms"] / 1e3, "p90_s": result["p90_ms"] / 1e3,
+        "peak_mem_mib": round(result["peak_memory_mib"], 1), "memory_kind": result["memory_kind"], "options": options,
     }
-
-
-def machine() -> dict:
-    from harness.environment import machine_info
-
-    return machine_info()
 
 
 def main(argv=None) -> int:
@@ -81,40 +53,22 @@ def main(argv=None) -> int:
     parser.add_argument("--option", action="append", default=[], help="KEY=VALUE method option (JSON value)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per (method, size) before giving up")
     parser.add_argument("--out", type=Path, default=None, help="folder for bench.json and bench.md")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
-    if args.child:
-        name, size = args.child.rsplit("@", 1)
-        print(json.dumps(measure(name, int(size), args.repeats, args.warmup, args.device, args.threads, options)))
-        return 0
 
     rows = []
     for name in args.methods.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            cmd = [sys.executable, __file__, "--child", f"{name}@{size}", "--repeats", str(args.repeats),
-                   "--warmup", str(args.warmup), "--device", args.device] + [f"--option={o}" for o in args.option]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                row = {"method": name, "size": size, "error": f"timeout after {args.timeout} s"}
-            else:
-                if done.returncode == 0:
-                    row = json.loads(done.stdout.strip().splitlines()[-1])
-                else:
-                    last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                    row = {"method": name, "size": size, "error": "OOM" if "memory" in last.lower() else last}
+            row = measure(name, size, args.repeats, args.warmup, args.device, args.threads, options, args.timeout)
             rows.append(row)
             if "error" in row:
                 print(f"{name:>14} {size:>5}²  {row['error']}", flush=True)
             else:
                 print(f"{name:>14} {size:>5}²  median {row['median_s'] * 1000:9.1f} ms  p10 {row['p10_s'] * 1000:9.1f}"
                       f"  p90 {row['p90_s'] * 1000:9.1f}  peak +{row['peak_mem_mib']:8.1f} MiB", flush=True)
-    report = {"machine": machine(), "protocol": f"{args.warmup} warm-up + {args.repeats} timed runs, median",
+    report = {"machine": machine_info(), "protocol": f"{args.warmup} warm-up + {args.repeats} timed runs, median",
               "rows": rows}
     if args.out:
         write_report(args.out, report, ["method", "size", "median (ms)", "p10", "p90", "peak memory (MiB)"],

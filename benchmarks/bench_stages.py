@@ -2,29 +2,21 @@
 
     python benchmarks/bench_stages.py --size 512 --backends sdpa,chunked,naive
 
-Warm-up, then ``--repeats`` (≥ 5) timed runs of each stage under ``torch.inference_mode()``; medians in ms.
-Random weights (``init="random"``): timings do not depend on the values.
+One warm-up, then ``--repeats`` (≥ 5) full forwards under ``torch.inference_mode()`` with forward hooks on each stage
+(:func:`harness.complexity.time_modules`, the complexity study's attention timing): per stage the median over the runs
+of the time spent inside it (the encoder runs twice per forward, content and style: both count), the median full
+forward, and the attention share = median over runs of (time inside the attention modules / forward time).
+"other" (median over runs) is the forward time outside the hooked stages (input checks, the relu5_1 upsample and
+sum). Random weights (``init="random"``): timings do not depend on the values.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import harness
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
+from harness.complexity import ATTENTION_LAYER_PATHS, attention_modules, time_modules
 
 
 def main(argv=None) -> int:
@@ -40,23 +32,18 @@ def main(argv=None) -> int:
     c, s = torch.rand(1, 3, args.size, args.size), torch.rand(1, 3, args.size, args.size)
     for backend in args.backends.split(","):
         net = harness.create_method(args.method, init="random", attention_backend=backend).model
-        with torch.inference_mode():
-            fc, fs = net.encode(c), net.encode(s)
-            tr = net.transform
-            stages = {
-                "encode both": lambda: (net.encode(c), net.encode(s)),
-                "attention relu3_1": lambda: net.A2K(fc["relu3_1"], fs["relu3_1"]),
-                "attention relu4_1": lambda: tr.attn_adain_4_1(fc["relu4_1"], fs["relu4_1"]),
-                "attention relu5_1": lambda: tr.attn_adain_5_1(fc["relu5_1"], fs["relu5_1"]),
-            }
-            features = net.transfer(fc, fs)
-            stages["merge + decode"] = lambda: (tr.merge_conv(tr.merge_conv_pad(fc["relu4_1"])),
-                                                net.decode(features, (args.size, args.size)))
-            stages["full forward"] = lambda: net(c, s)
-            times = {name: timed(fn, args.repeats) for name, fn in stages.items()}
-        attention = sum(v for k, v in times.items() if k.startswith("attention"))
-        print(f"[{backend}] " + ", ".join(f"{k} {v:.1f}" for k, v in times.items())
-              + f"; attention share {attention / times['full forward']:.1%}")
+        attention = {f"attention {ATTENTION_LAYER_PATHS[p]}": m for p, m in attention_modules(net).items()}
+        stages = {"encode both": net.encoder, **attention, "merge conv": net.transform.merge_conv,
+                  "decode": net.decoder}
+
+        def forward() -> None:
+            with torch.inference_mode():
+                net(c, s)
+
+        times = time_modules(forward, stages, repeats=args.repeats, warmup=1)
+        print(f"[{backend}] " + ", ".join(f"{k} {v:.1f}" for k, v in times.module_ms.items())
+              + f", other {times.outside_ms:.1f}, full forward {times.total_ms:.1f}"
+              + f"; attention share {times.share_of(list(attention)):.1%}")
     return 0
 
 

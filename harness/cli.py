@@ -151,6 +151,17 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def split_method_options(methods: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``--option`` values shared by several methods → each method's own (the options it declares); an option no
+    method declares is an error."""
+    method_options = {name: {k: v for k, v in options.items() if k in get_method_info(name).options}
+                      for name in methods}
+    unused = [k for k in options if not any(k in o for o in method_options.values())]
+    if unused:
+        raise CLIError(f"option(s) {', '.join(unused)} belong to none of the methods {', '.join(methods)}")
+    return method_options
+
+
 def _existing_path(path: Path | None, option: str) -> Path | None:
     if path is not None and not path.exists():
         raise CLIError(f"{option} {path}: no such file or folder")
@@ -580,7 +591,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
         examples=[f"{PROG} run --methods styA2K,adain,all2all",
                   f"{PROG} run --methods styA2K,adain --content photos/ --style paintings/ --size 512 --out results/t1",
                   f"{PROG} run --methods adain --init random --size 128 --pairs 4   # smoke run, flagged UNTRAINED",
-                  f"{PROG} run --study studies/smoke.yaml --out results/smoke"],
+                  f"{PROG} run --config my_run.yaml --out results/mine"],
     )
     parser.add_argument("--methods", type=_comma_list, default=None, help="comma-separated method names")
     parser.add_argument("--content", nargs="+", metavar="DIR|FILE", default=None, help="content folder(s) or files")
@@ -597,7 +608,9 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lpips-net", choices=("alex", "vgg"), default=None, help="LPIPS backbone (default alex)")
     parser.add_argument("--timing-repeats", type=_positive_int, default=None, help="timed runs per method (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: results/run-<time>)")
-    parser.add_argument("--study", type=Path, default=None, help="YAML file with the same settings (CLI overrides)")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
+                        help="YAML file with these settings (command-line values win); the paper's tables are "
+                             "studies: see `study`")
     parser.add_argument("--force", action="store_true", help="recompute pairs already in metrics.csv")
     parser.add_argument("--shard", type=_shard, default=None,
                         help="i/n: this process takes every n-th pair from i (default: torchrun's RANK/WORLD_SIZE)")
@@ -608,27 +621,27 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-STUDY_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"progress", "method_options", "download", "out"} | {
+RUN_CONFIG_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"progress", "method_options", "download", "out"} | {
     "options", "keep_size", "out"}
 
 
-def load_study(path: Path) -> dict[str, Any]:
-    """A study YAML: the run's settings under their option names (dashes or underscores); unknown keys are errors."""
+def load_run_config(path: Path) -> dict[str, Any]:
+    """A run config YAML (`run --config`): the run's settings under their option names (dashes or underscores); unknown keys are errors."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise CLIError(f"--study {path}: no such file") from None
+        raise CLIError(f"--config {path}: no such file") from None
     except yaml.YAMLError as exc:
         raise CLIError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise CLIError(f"{path}: a study must be a mapping of settings, got {type(data).__name__}")
+        raise CLIError(f"{path}: a run config must be a mapping of settings, got {type(data).__name__}")
     out = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name not in STUDY_KEYS:
-            raise CLIError(f"{path}: unknown key {key!r}; known keys: {', '.join(sorted(STUDY_KEYS))}")
+        if name not in RUN_CONFIG_KEYS:
+            raise CLIError(f"{path}: unknown key {key!r}; known keys: {', '.join(sorted(RUN_CONFIG_KEYS))}")
         out[name] = value
     return out
 
@@ -645,42 +658,36 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.weights is not None:
         raise CLIError("--weights names one method's files; for a run put every method's files in one folder and "
                        "pass --weights-dir DIR (harness checkpoints go in DIR/<method>/harness_checkpoint.pt)")
-    study = load_study(args.study) if args.study else {}
-    pick = lambda name, cli: cli if cli is not None else study.get(name, RUN_DEFAULTS.get(name))  # noqa: E731
-    methods = args.methods or _listify(study.get("methods"))
+    settings = load_run_config(args.config) if args.config else {}
+    pick = lambda name, cli: cli if cli is not None else settings.get(name, RUN_DEFAULTS.get(name))  # noqa: E731
+    methods = args.methods or _listify(settings.get("methods"))
     if not methods:
-        raise CLIError("no methods: pass --methods styA2K,adain,all2all (or `methods:` in --study)")
-    keep_size = args.keep_size or bool(study.get("keep_size", False))
+        raise CLIError("no methods: pass --methods styA2K,adain,all2all (or `methods:` in --config)")
+    keep_size = args.keep_size or bool(settings.get("keep_size", False))
     size = None if keep_size else pick("size", args.size)
     options = parse_options(args.option)
-    options.update(study.get("options") or {})
-    shard = args.shard or study.get("shard")
+    options.update(settings.get("options") or {})
+    shard = args.shard or settings.get("shard")
     if shard is None and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
     if isinstance(shard, str):
         shard = _shard(shard)
-    out = args.out or (Path(study["out"]) if study.get("out") else
+    out = args.out or (Path(settings["out"]) if settings.get("out") else
                        Path("results") / f"run-{time.strftime('%Y%m%d-%H%M%S')}")
-    method_options: dict[str, dict[str, Any]] = {}
-    for name in methods:
-        known = get_method_info(name).options
-        method_options[name] = {k: v for k, v in options.items() if k in known}
-    unused = [k for k in options if not any(k in o for o in method_options.values())]
-    if unused:
-        raise CLIError(f"option(s) {', '.join(unused)} belong to none of the methods {', '.join(methods)}")
+    method_options = split_method_options(methods, options)
     return RunConfig(
         methods=methods, out=out,
-        content=args.content or _listify(study.get("content")), style=args.style or _listify(study.get("style")),
-        size=size, keep_aspect=args.keep_aspect or bool(study.get("keep_aspect", False)),
-        pairs=pick("pairs", args.pairs), seed=args.seed if args.seed != 0 else study.get("seed", 0),
-        device=str(resolve_device(args.device if args.device != "cpu" else study.get("device", "cpu"))),
+        content=args.content or _listify(settings.get("content")), style=args.style or _listify(settings.get("style")),
+        size=size, keep_aspect=args.keep_aspect or bool(settings.get("keep_aspect", False)),
+        pairs=pick("pairs", args.pairs), seed=args.seed if args.seed != 0 else settings.get("seed", 0),
+        device=str(resolve_device(args.device if args.device != "cpu" else settings.get("device", "cpu"))),
         batch_size=pick("batch_size", args.batch_size),
-        weights_dir=str(_existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else study.get("weights_dir"),
-        init=args.init or study.get("init"), download=False if args.no_download else None,
-        metrics=args.metrics or _listify(study.get("metrics")) or list(DEFAULT_METRICS),
+        weights_dir=str(_existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else settings.get("weights_dir"),
+        init=args.init or settings.get("init"), download=False if args.no_download else None,
+        metrics=args.metrics or _listify(settings.get("metrics")) or list(DEFAULT_METRICS),
         method_options=method_options, lpips_net=pick("lpips_net", args.lpips_net),
-        timing_repeats=pick("timing_repeats", args.timing_repeats), force=args.force or bool(study.get("force")),
-        shard=tuple(shard) if shard else None, votes=str(args.votes) if args.votes else study.get("votes"),
+        timing_repeats=pick("timing_repeats", args.timing_repeats), force=args.force or bool(settings.get("force")),
+        shard=tuple(shard) if shard else None, votes=str(args.votes) if args.votes else settings.get("votes"),
         progress=not args.no_progress,
     )
 
@@ -783,6 +790,152 @@ def cmd_tally(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_video_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "video", help="stylise every frame of a clip and measure temporal consistency (paper Table 3)",
+        description="Stylise every frame of a clip (a folder of frames, natural order, or an mp4/gif video) "
+                    "independently with each method and one style (encoded once per method), write the frames and "
+                    "mp4/gif previews, and measure the warping error of Lai et al. (2018): the previous stylised "
+                    "frame warped to the current one with optical flow of the INPUT frames (OpenCV DIS or "
+                    "Farnebäck, or .flo files), occlusions masked with Ruder et al.'s forward-backward check, mean "
+                    "squared RGB error over the reliable pixels, averaged over frame pairs; also for the input "
+                    "frames (a floor) and for frames t-k (long range). Writes OUT/temporal.csv/.md/.tex, "
+                    "OUT/per_frame.csv, OUT/per_frame_error.png/.pdf and OUT/manifest.json. Frames already in OUT "
+                    "are reused (--force recomputes).",
+        examples=[
+            f"{PROG} video --methods styA2K,all2all --frames clips/mountain_2 --style starry.png --out results/video",
+            f"{PROG} video --methods adain --video clip.mp4 --style starry.png --size 256 --flow farneback",
+            f"{PROG} video --methods adain,styA2K --frames clip/ --style s.png --size 64 --max-frames 4 --init random",
+        ],
+    )
+    parser.add_argument("--methods", type=_comma_list, required=True, help="comma-separated method names")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--frames", type=Path, metavar="DIR", help="folder of frames (png, jpg, ppm, ...; natural order)")
+    source.add_argument("--video", type=Path, metavar="FILE", help="video file (mp4 via OpenCV, gif via PIL)")
+    parser.add_argument("--style", type=Path, required=True, metavar="FILE", help="style image")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--size", type=_positive_int, default=256, metavar="S",
+                      help="resize frames so that the shorter side is S (aspect kept) and the style to SxS "
+                           "(default 256)")
+    size.add_argument("--keep-size", action="store_true", help="use the frames and the style at their own sizes")
+    parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="only the first N frames")
+    parser.add_argument("--flow", default="dis", metavar="dis|farneback|DIR",
+                        help="optical flow of the input frames: OpenCV dis (default) or farneback, or a folder of "
+                             ".flo files backward_<t>_<t-1>.flo / forward_<t-1>_<t>.flo (1-based)")
+    parser.add_argument("--long-range", type=_non_negative_int, default=5, metavar="K",
+                        help="lag of the long-range error, pairs (t-K, t) (default 5; 0 disables)")
+    parser.add_argument("--scale", type=_positive_float, default=1.0,
+                        help="intensity scale of the error: 1 = images in [0, 1] (default), 255 = 8-bit units")
+    parser.add_argument("--preview", choices=("mp4", "gif", "none"), default="mp4", help="preview videos (default mp4)")
+    parser.add_argument("--fps", type=_positive_float, default=12.0, help="frame rate of the previews (default 12)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: results/video-<time>)")
+    parser.add_argument("--force", action="store_true", help="re-stylise frames already in OUT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_method_arguments(parser)
+    parser.set_defaults(handler=cmd_video)
+    return parser
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .video import VideoConfig, clip_name, run_video
+
+    if args.weights is not None:
+        raise CLIError("--weights names one method's files; for several methods put their files in one folder and "
+                       "pass --weights-dir DIR")
+    source = _existing_path(args.frames, "--frames") or _existing_path(args.video, "--video")
+    if args.frames is not None and not args.frames.is_dir():
+        raise CLIError(f"--frames {args.frames}: not a folder (use --video for a video file)")
+    _existing_path(args.style, "--style")
+    options = parse_options(args.option)
+    method_options = split_method_options(args.methods, options)
+    if args.flow not in ("dis", "farneback") and not Path(args.flow).is_dir():
+        raise CLIError(f"--flow {args.flow}: expected dis, farneback or a folder of .flo files")
+    if args.init == "random":
+        print("WARNING: --init random: every method runs with UNTRAINED weights; frames and tables are flagged and "
+              "the numbers are meaningless (smoke and timing runs only)", file=sys.stderr)
+    config = VideoConfig(
+        methods=args.methods, clips={clip_name(source): str(source)}, style=str(args.style),
+        out=args.out or Path("results") / f"video-{time.strftime('%Y%m%d-%H%M%S')}",
+        size=None if args.keep_size else args.size, max_frames=args.max_frames, flow=str(args.flow),
+        long_range_k=args.long_range, scale=args.scale, preview=args.preview, fps=args.fps,
+        device=str(resolve_device(args.device)), init=args.init, seed=args.seed,
+        weights_dir=str(_existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else None,
+        download=False if args.no_download else None, method_options=method_options, force=args.force,
+        progress=not args.no_progress,
+    )
+    summary = run_video(config, command=" ".join([PROG, *sys.argv[1:]]))
+    print(Path(summary["tables"]["md"]).read_text())
+    for name, clip in summary["clips"].items():
+        print(f"clip {name}: {clip['frames']} frames at {clip['size'][1]}x{clip['size'][0]}; "
+              f"stylised {summary['frames_stylised']}, reused {summary['frames_reused']}")
+    steps = summary["seconds_per_frame"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f} s"  # noqa: E731
+    stylize = ", ".join(f"{m} {fmt(v)}" for m, v in steps["stylize"].items())
+    print(f"seconds per frame: flow {fmt(steps['flow'])} (long range {fmt(steps['flow_long_range'])}), "
+          f"stylisation {stylize}, metric {fmt(steps['metric'])}")
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {config.out}/temporal.csv/.md/.tex, per_frame.csv, per_frame_error.png/.pdf, manifest.json")
+    return 0
+
+
+def add_study_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _add_parser(
+        subparsers, "study", help="run a study YAML (the paper's tables) into results/<study>/ with tables and figures",
+        description="Run a study file from studies/: a run study (methods × image pairs → metrics, tables, "
+                    "comparison figures), a complexity sweep (latency, memory and FLOPs against image size) or a "
+                    "video study (temporal consistency). Finished work in the results folder is reused, so an "
+                    "interrupted study resumes where it stopped. `--check` only validates the file.",
+        examples=[f"{PROG} study studies/smoke.yaml", f"{PROG} study studies/table1.yaml --weights-dir ~/weights",
+                  f"{PROG} study studies/supp_lambda.yaml --train-missing",
+                  f"{PROG} study studies/complexity.yaml --sizes 256,512 --max-memory-mib 8000",
+                  f"{PROG} study --check studies/*.yaml"],
+    )
+    parser.add_argument("studies", nargs="+", type=Path, metavar="STUDY.yaml")
+    parser.add_argument("--check", action="store_true", help="validate the study files and exit")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<study name>)")
+    parser.add_argument("--train-missing", action="store_true",
+                        help="train the entries whose checkpoint is missing (through `harness train`) before running")
+    parser.add_argument("--sizes", type=_comma_list, default=None, help="complexity studies: override the sizes")
+    parser.add_argument("--max-memory-mib", type=_positive_int, default=None,
+                        help="complexity studies: memory cap per measurement; a size above it is recorded as OOM")
+    parser.add_argument("--votes", type=Path, default=None,
+                        help="run studies: a user-study votes CSV whose preference shares join the table")
+    parser.add_argument("--force", action="store_true", help="recompute what the results folder already has")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_method_arguments(parser)
+    parser.set_defaults(handler=cmd_study)
+    return parser
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .study import StudyOverrides, load_study_file, run_study
+
+    if args.weights is not None or args.option:
+        raise CLIError("a study names each method's weights and options in its file (methods: - {method: ..., "
+                       "weights: ..., options: {...}}); on the command line only --weights-dir applies")
+    studies = [load_study_file(path) for path in args.studies]  # every file validated before any work
+    if args.check:
+        for study in studies:
+            print(f"{study.source}: ok ({study.kind} study {study.name!r})")
+        return 0
+    if args.out is not None and len(studies) > 1:
+        raise CLIError("--out names one results folder; run one study at a time with --out")
+    overrides = StudyOverrides(
+        out=args.out, device=str(resolve_device(args.device)) if args.device != "cpu" else None, init=args.init,
+        seed=args.seed if args.seed != 0 else None,
+        weights_dir=str(_existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else None,
+        download=False if args.no_download else None, train_missing=args.train_missing, votes=args.votes,
+        sizes=[int(s) for s in args.sizes] if args.sizes else None, max_memory_mib=args.max_memory_mib,
+        force=args.force, progress=not args.no_progress,
+    )
+    for study in studies:
+        summary = run_study(study, overrides)
+        print(summary.report())
+    return 0
+
+
 COMMANDS: list[Callable[[Any], argparse.ArgumentParser]] = [
     add_methods_parser,
     add_stylize_parser,
@@ -791,6 +944,8 @@ COMMANDS: list[Callable[[Any], argparse.ArgumentParser]] = [
     add_merge_parser,
     add_tally_parser,
     add_train_parser,
+    add_study_parser,
+    add_video_parser,
 ]
 """Every subcommand's ``add_<name>_parser``, in the order ``--help`` lists them."""
 

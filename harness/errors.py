@@ -12,6 +12,7 @@ from metrics.preference import VotesError
 
 from .images import ImageError
 from .run import RunError
+from .study import StudyError
 from .tables import TableError
 
 __all__ = ["EXIT_USAGE", "EXPECTED_ERRORS", "CLIError", "format_error"]
@@ -36,6 +37,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     NotADirectoryError,
     PermissionError,
     RunError,
+    StudyError,
     TableError,
     VotesError,
 )

@@ -48,7 +48,10 @@ class RunError(ValueError):
 
 @dataclass
 class RunConfig:
-    """Everything a run depends on; recorded in the manifest. ``content``/``style`` None → the embedded demo set."""
+    """Everything a run depends on; recorded in the manifest. ``content``/``style`` None → the embedded demo set.
+
+    ``methods`` are the row labels of the tables; a label is a registered method name unless ``method_names`` maps it
+    to one (so the same method can appear twice, e.g. with two checkpoints)."""
 
     methods: list[str]
     out: Path
@@ -65,6 +68,11 @@ class RunConfig:
     download: bool | None = None
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    method_names: dict[str, str] = field(default_factory=dict)
+    """Row label → registered method, where they differ (a study's entries: e.g. ``lambda2=0.5`` → ``styA2K``)."""
+    method_weights: dict[str, str] = field(default_factory=dict)
+    """Row label → that entry's weights (a harness checkpoint or a folder of official files); always loaded, also
+    under ``init="random"`` (which then applies to the other methods and to the metric networks)."""
     lpips_net: str = "alex"
     timing_repeats: int = 10
     timing_warmup: int = 2
@@ -320,6 +328,9 @@ def check_config(config: RunConfig) -> None:
         raise RunError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(KNOWN_METRICS)}")
     if not config.methods:
         raise RunError("no methods given (e.g. --methods styA2K,adain,all2all)")
+    dupes = sorted({m for m in config.methods if config.methods.count(m) > 1})
+    if dupes:
+        raise RunError(f"method label(s) {', '.join(dupes)} given twice: every table row needs its own label")
     if config.batch_size < 1:
         raise RunError(f"--batch-size must be ≥ 1, got {config.batch_size}")
 
@@ -327,9 +338,11 @@ def check_config(config: RunConfig) -> None:
 def build_methods(config: RunConfig) -> dict[str, Method]:
     """Every method with its weights, before any work: a missing weight stops the run with the resolver's message."""
     return {
-        name: create_method(name, init=config.init, device=config.device, weights_dir=config.weights_dir,
-                            seed=config.seed, download=config.download, **config.method_options.get(name, {}))
-        for name in config.methods
+        label: create_method(config.method_names.get(label, label), weights=config.method_weights.get(label),
+                             init=None if label in config.method_weights else config.init, device=config.device,
+                             weights_dir=config.weights_dir, seed=config.seed, download=config.download,
+                             **config.method_options.get(label, {}))
+        for label in config.methods
     }
 
 
@@ -445,7 +458,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": config.seed, "versions": versions(), "git_commit": git_commit(),
         "device": device_name(config.device),
-        "methods": {n: {"options": m.options, "provenance": m.provenance.to_dict(), "flag": m.provenance.flag()}
+        "methods": {n: {"method": m.name, "options": m.options, "provenance": m.provenance.to_dict(), "flag": m.provenance.flag()}
                     for n, m in methods.items()},
         "metrics": suite.configs,
         "metric_inputs": "stylised outputs quantised as saved (clamp, ×255, truncate to uint8)",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,13 +356,20 @@ def _csv_text(agg: pd.DataFrame, specs: dict[str, MetricSpec]) -> str:
     return agg[columns].to_csv(index=False, lineterminator="\n")
 
 
-def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str) -> str:
+def _ranked(agg: pd.DataFrame, unranked: Collection[str]) -> np.ndarray:
+    """Rows eligible for the best / second-best marks: trained methods, not listed in ``unranked``."""
+    return ~agg["untrained"].to_numpy(dtype=bool) & ~agg["method"].isin(list(unranked)).to_numpy()
+
+
+def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str,
+                   unranked: Collection[str] = ()) -> str:
     untrained = agg["untrained"].to_numpy(dtype=bool)
+    eligible = _ranked(agg, unranked)
     header = ["Method"] + [f"{_md_escape(s.header())} {'↑' if s.higher_is_better else '↓'}" for s in specs.values()]
     columns: list[list[str]] = []
     for key, spec in specs.items():
         means, stds = agg[f"{key}_mean"].to_numpy(), agg[f"{key}_std"].to_numpy()
-        marks = rank_marks(means, spec.higher_is_better, ~untrained)
+        marks = rank_marks(means, spec.higher_is_better, eligible)
         cells = [_cell(spec, m, s, "±", NA_MD) for m, s in zip(means, stds)]
         columns.append([f"**{c}**" if mark == "best" else c for c, mark in zip(cells, marks)])
     lines = []
@@ -379,7 +386,8 @@ def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str
     return "\n".join(lines) + "\n"
 
 
-def _latex_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str, label: str | None) -> str:
+def _latex_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str, label: str | None,
+                unranked: Collection[str] = ()) -> str:
     try:
         import jinja2  # noqa: F401  (Styler needs it)
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -390,7 +398,7 @@ def _latex_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str, l
     for key, spec in specs.items():
         means, stds = agg[f"{key}_mean"].to_numpy(), agg[f"{key}_std"].to_numpy()
         cells[key] = [_cell(spec, m, s, r"$\pm$", NA_TEX) for m, s in zip(means, stds)]
-        marks = rank_marks(means, spec.higher_is_better, ~untrained)
+        marks = rank_marks(means, spec.higher_is_better, _ranked(agg, unranked))
         props[key] = [{"best": "textbf: --rwrap;", "second": "underline: --rwrap;"}.get(m, "") for m in marks]
     # internal column keys stay unique; the visible headers are set with relabel_index
     data = pd.DataFrame(cells, columns=["Method", *specs])
@@ -423,6 +431,8 @@ def write_tables(
     caption: str,
     extra_rows: pd.DataFrame | None = None,
     label: str | None = None,
+    unranked: Collection[str] = (),
+    stem: str = "table",
 ) -> dict[str, Path]:
     """Write ``table.csv``, ``table.md`` and ``table.tex`` for ``agg`` (the output of :func:`aggregate`) into
     ``out_dir`` (created) and return ``{"csv": path, "md": path, "tex": path}``.
@@ -438,7 +448,9 @@ def write_tables(
 
     ``extra_rows``: preference shares from :func:`metrics.preference.tally`, appended as columns
     ``pref. <question> (%)`` (higher is better; matched to methods ignoring case; methods only in the study get
-    rows of their own). Every file is written to a temporary file and moved into place.
+    rows of their own). ``unranked``: rows that are not methods (e.g. a floor measured on the unstylised input):
+    shown, never marked best or second. ``stem``: the file names (``<stem>.csv/.md/.tex``). Every file is written
+    to a temporary file and moved into place.
     """
     specs = _normalise_specs(specs)
     agg = _check_agg(agg, specs)
@@ -450,12 +462,12 @@ def write_tables(
     out.mkdir(parents=True, exist_ok=True)
     texts = {
         "csv": _csv_text(agg, specs),
-        "md": _markdown_text(agg, specs, caption),
-        "tex": _latex_text(agg, specs, caption, label),
+        "md": _markdown_text(agg, specs, caption, unranked),
+        "tex": _latex_text(agg, specs, caption, label, unranked),
     }
     paths = {}
     for kind, text in texts.items():
-        path = out / f"table.{kind}"
+        path = out / f"{stem}.{kind}"
         _write_atomic(path, text)
         paths[kind] = path
     return paths

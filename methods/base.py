@@ -107,17 +107,21 @@ class StyleTransferNet(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} is not trainable in the harness")
 
     # -- composition -----------------------------------------------------------------------------------------------
+    def check_image(self, x: Tensor, role: str) -> None:
+        """``x`` is an image batch in [0, 1] large enough to be this network's ``role`` ("content" or "style")."""
+        check_image_batch(x, role)
+        minimum = self.min_content_side if role == "content" else self.min_style_side
+        if min(x.shape[-2:]) < minimum:
+            raise InputError(
+                f"{role} image {x.shape[-2]}×{x.shape[-1]} is too small for {type(self).__name__}: "
+                f"each side must be at least {minimum} px"
+            )
+
     def check_inputs(self, content: Tensor, style: Tensor) -> None:
-        check_image_batch(content, "content")
-        check_image_batch(style, "style")
+        self.check_image(content, "content")
+        self.check_image(style, "style")
         if style.shape[0] not in (1, content.shape[0]):
             raise InputError(f"style batch {style.shape[0]} must be 1 or equal to the content batch {content.shape[0]}")
-        for name, x, minimum in (("content", content, self.min_content_side), ("style", style, self.min_style_side)):
-            if min(x.shape[-2:]) < minimum:
-                raise InputError(
-                    f"{name} image {x.shape[-2]}×{x.shape[-1]} is too small for {type(self).__name__}: "
-                    f"each side must be at least {minimum} px"
-                )
 
     def encode_style(self, style: Tensor, batch: int) -> dict[str, Tensor]:
         """Style features; a single style is encoded once and its features broadcast over a content batch."""
@@ -170,6 +174,24 @@ class Provenance:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PreparedStyle:
+    """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
+
+    ``features``: the VGG features of the style at the model's taps, ``{tap: (S, C, h, w)}`` with S = the style batch
+    (1: broadcast over any content batch); ``size``: the style image's (H, W); ``method``: the name of the method that
+    encoded it (a prepared style only fits that method's network).
+    """
+
+    features: dict[str, Tensor]
+    size: tuple[int, int]
+    method: str
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.features.values())).shape[0]
+
+
 class Method:
     """A ready-to-use method: ``model`` (a :class:`StyleTransferNet`), metadata, options and weight provenance.
 
@@ -207,25 +229,51 @@ class Method:
     def _prepare(self, x: Tensor) -> Tensor:
         return x.to(self.device, torch.float32)
 
-    def _stylised_features(self, content: Tensor, styles: Sequence[Tensor], alpha: float) -> Iterator[dict[str, Tensor]]:
+    @torch.inference_mode()
+    def prepare_style(self, style: Tensor) -> PreparedStyle:
+        """Encode ``style`` (S, 3, Hs, Ws) in [0, 1] once, to stylise many content images with it (video frames):
+        ``stylize(content, prepared)`` then skips the style's VGG pass and is bit-identical to
+        ``stylize(content, style)``. What stays per call is what :meth:`StyleTransferNet.transfer` does with the
+        features (e.g. the attention's key/value projections)."""
+        style = self._prepare(style)
+        self.model.check_image(style, "style")
+        return PreparedStyle(self.model.encode(style), (int(style.shape[-2]), int(style.shape[-1])), self.name)
+
+    def _style_features(self, style: Tensor | PreparedStyle, batch: int) -> dict[str, Tensor]:
+        """The style's features broadcast over a content batch of ``batch`` (encoded here unless prepared)."""
+        if not isinstance(style, PreparedStyle):
+            style = self.prepare_style(style)
+        if style.method != self.name:
+            raise InputError(f"this style was prepared by {style.method!r}, not by {self.name!r}")
+        if style.batch not in (1, batch):
+            raise InputError(f"style batch {style.batch} must be 1 or equal to the content batch {batch}")
+        features = {k: v.to(self.device) for k, v in style.features.items()}
+        if style.batch != batch:
+            features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
+        return features
+
+    def _stylised_features(
+        self, content: Tensor, styles: Sequence[Tensor | PreparedStyle], alpha: float
+    ) -> Iterator[dict[str, Tensor]]:
         """Decoder inputs for ``content`` with each style in turn (content encoded once), α-blended with Fc."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1] (1 = full style, 0 = content only), got {alpha}")
         content = self._prepare(content)
+        self.model.check_image(content, "content")
         content_features = None
         for style in styles:
-            style = self._prepare(style)
-            self.model.check_inputs(content, style)
+            style_features = self._style_features(style, content.shape[0])
             if content_features is None:
                 content_features = self.model.encode(content)
-            features = self.model.transfer(content_features, self.model.encode_style(style, content.shape[0]))
+            features = self.model.transfer(content_features, style_features)
             if alpha != 1.0:
                 features = {k: content_features[k] + alpha * (v - content_features[k]) for k, v in features.items()}
             yield features
 
     @torch.inference_mode()
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
-        """Stylise ``content`` with ``style``; α ∈ [0, 1] trades style (1) for content (0)."""
+    def stylize(self, content: Tensor, style: Tensor | PreparedStyle, alpha: float = 1.0) -> Tensor:
+        """Stylise ``content`` with ``style`` (an image batch, or :meth:`prepare_style`'s result); α ∈ [0, 1] trades
+        style (1) for content (0)."""
         (features,) = self._stylised_features(content, [style], alpha)
         return self.model.decode(features, content.shape[-2:]).clamp_(0.0, 1.0)
 

@@ -304,13 +304,21 @@ def create_method(
         state = checkpoint["state_dict"]
         check_state_dict(model.trainable_state_dict(), state, str(checkpoint_path))
         model.load_state_dict({**model.state_dict(), **state}, strict=True)
-        encoder = _resolve_encoder(info, model, weights, weights_dir, download, required=True)
+        metadata = checkpoint.get("metadata", {})
+        random_encoder = bool(metadata.get("untrained_encoder", False))
+        # A checkpoint trained against the seeded random VGG of `train --init random` is only meaningful with that
+        # same encoder: where no real VGG is found, rebuild it from the training seed (as create_method(init=
+        # "random", seed=...) did for the training), flagged.
+        encoder = _resolve_encoder(info, model, weights, weights_dir, download, required=not random_encoder)
+        if encoder is None and random_encoder and info.encoder_weights is not None:
+            model.encoder.reset_random(torch.Generator().manual_seed(int(metadata.get("seed", 0)) + 1))
         files = {CHECKPOINT_NAME: {"path": str(checkpoint_path), "sha256": sha256_file(checkpoint_path),
                                    "source": "checkpoint", "verified": None}}
         if encoder:
             files[info.encoder_weights.filename] = encoder
         provenance = Provenance(
-            untrained=False, encoder_pretrained=True, checkpoint=str(checkpoint_path), files=files,
+            untrained=False, encoder_pretrained=encoder is not None or info.encoder_weights is None,
+            checkpoint=str(checkpoint_path), files=files,
             trained_with_random_encoder=bool(checkpoint.get("metadata", {}).get("untrained_encoder", False)),
         )
     else:

@@ -1,4 +1,5 @@
-"""What measures: content / style losses (StyTr² definitions and named variants), LPIPS, timing.
+"""What measures: content / style losses (StyTr² definitions and named variants), LPIPS, timing, and the
+temporal warping error of stylised video (:mod:`metrics.temporal`).
 
 Knows nothing of runs or the command line. Every image metric follows :class:`metrics.base.Metric`
 (``update`` → per-image values, ``compute`` → :class:`metrics.base.Summary`, ``reset``, ``higher_is_better``,
@@ -19,6 +20,17 @@ from .content_style import (
 )
 from .perceptual import LPIPS, LPIPS_BACKBONES, MetricUnavailable, load_lpips, lpips_distance
 from .timing import TimingResult, count_flops, measure_latency, percentile, time_method
+from .temporal import (
+    FlowFileError,
+    OcclusionConfig,
+    WarpingError,
+    backward_warp,
+    estimate_flow,
+    read_flo,
+    reliability_mask,
+    warping_error,
+    write_flo,
+)
 
 __all__ = [
     "LPIPS",
@@ -28,20 +40,29 @@ __all__ = [
     "ContentStyleConfig",
     "ContentStyleLoss",
     "FeatureCache",
+    "FlowFileError",
     "Metric",
     "MetricUnavailable",
+    "OcclusionConfig",
     "StyleLoss",
     "Summary",
     "TimingResult",
+    "WarpingError",
+    "backward_warp",
     "check_triplet",
     "content_loss",
     "count_flops",
+    "estimate_flow",
     "load_lpips",
     "load_vgg",
     "lpips_distance",
     "measure_latency",
     "percentile",
+    "read_flo",
+    "reliability_mask",
     "style_loss",
     "summarize",
     "time_method",
+    "warping_error",
+    "write_flo",
 ]

@@ -1,6 +1,8 @@
 """Shared test fixtures: the offline, isolated weights environment and the shared real assets."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,26 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     return weights
+
+
+@contextlib.contextmanager
+def offline_environment(root: Path) -> Iterator[pytest.MonkeyPatch]:
+    """What :func:`offline_weights` sets up, for fixtures wider than one test: offline, a private cache under
+    ``root``, no ``HARNESS_WEIGHTS``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HARNESS_CACHE", str(root / "cache"))
+        patch.delenv("HARNESS_WEIGHTS", raising=False)
+        patch.setenv("HARNESS_OFFLINE", "1")
+        yield patch
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory) -> Path:
+    """The smoke study (studies/smoke.yaml) run once per test session, offline; returns its results folder."""
+    from harness.study import StudyOverrides, load_study_file, run_study
+
+    root = tmp_path_factory.mktemp("smoke-study")
+    with offline_environment(root):
+        study = load_study_file(Path(__file__).resolve().parents[1] / "studies" / "smoke.yaml")
+        run_study(study, StudyOverrides(out=root / "smoke", progress=False))
+    return root / "smoke"

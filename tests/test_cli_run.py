@@ -39,14 +39,14 @@ def test_run_table_and_merge(pairs_dir, tmp_path, capsys):
     assert "metrics.csv 4 rows" in capsys.readouterr().out
 
 
-def test_study_file_and_its_errors(pairs_dir, tmp_path, capsys):
+def test_config_file_and_its_errors(pairs_dir, tmp_path, capsys):
     study = tmp_path / "s.yaml"
     study.write_text(f"methods: [adain]\ncontent: {pairs_dir / 'content'}\nstyle: {pairs_dir / 'style'}\n"
                      f"size: 64\ninit: random\nmetrics: [style_loss]\npairs: 2\n")
-    assert main(["run", "--study", str(study), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     assert "2 pairs computed" in capsys.readouterr().out
     study.write_text("methods: [adain]\nsizes: 64\n")
-    assert main(["run", "--study", str(study)]) == 2
+    assert main(["run", "--config", str(study)]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'sizes'" in err and str(study) in err and len(err.strip().splitlines()) == 1
 

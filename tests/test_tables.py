@@ -345,3 +345,15 @@ def test_write_tables_errors(tmp_path, three_methods):
     with pytest.raises(TableError, match="share"):
         no_share = pd.DataFrame({"method": ["A"], "question": ["overall"]})
         write_tables(agg, SPECS, tmp_path, caption="c", extra_rows=no_share)
+
+
+def test_unranked_rows_are_shown_but_never_marked(tmp_path):
+    spec = {"err": MetricSpec("err", "error", False, "{:.3g}")}
+    agg = pd.DataFrame({"method": ["a", "b", "floor"], "untrained": [False, False, False],
+                        "err_mean": [0.3, 0.2, 0.01], "err_std": [0.0] * 3, "err_n": [2] * 3, "err_ci95": [0.0] * 3})
+    paths = write_tables(agg, spec, tmp_path, caption="", unranked=["floor"], stem="temporal")
+    assert sorted(p.name for p in paths.values()) == ["temporal.csv", "temporal.md", "temporal.tex"]
+    md = paths["md"].read_text()
+    assert "| b | **0.2 ± 0** |" in md and "| floor | 0.01 ± 0 |" in md  # the lowest value is not the best method
+    tex = paths["tex"].read_text()
+    assert "\\textbf{0.2" in tex and "\\underline{0.3" in tex and "floor & 0.01" in tex

@@ -27,7 +27,6 @@ from harness.train import STATE_NAME, TrainConfig, TrainingDivergedError, lr_at,
 from methods import load_checkpoint
 from methods.recipes import ADAIN_RECIPE, STYA2K_RECIPE, TrainingRecipe
 from methods.registry import CHECKPOINT_NAME
-from methods.weights import MissingWeightsError
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = Path(__file__).resolve().parents[2] / "shared/assets/images/train"
@@ -218,13 +217,16 @@ def test_checkpoint_round_trip(stya2k_runs, tmp_path):
     assert {"python", "torch", "harness"} <= set(meta["versions"]) and meta["command_line"].startswith("python -m")
     assert meta["vgg"] is None and meta["skipped_count"] == 0
 
-    # The checkpoint holds the trainable parts only; the frozen VGG is resolved at load time, and none is here.
-    with pytest.raises(MissingWeightsError, match="vgg_normalised.pth"):
-        create_method("styA2K", weights=out)
-    # With the encoder the run was trained against (the random one of seed 7, saved as a VGG file) it loads exactly.
+    # The checkpoint holds the trainable parts only; the frozen VGG is resolved at load time. None is here, so the
+    # seeded random encoder the run was trained against (seed 7) is rebuilt, and the method is flagged.
+    encoder = create_method("styA2K", init="random", seed=7).model.encoder.layers.state_dict()
+    rebuilt = create_method("styA2K", weights=out)
+    assert_same_state(rebuilt.model.encoder.layers.state_dict(), encoder)
+    assert_same_state(trainable(rebuilt), trained)
+    assert "RANDOM ENCODER" in rebuilt.provenance.flag() and "TRAINED WITH A RANDOM ENCODER" in rebuilt.provenance.flag()
+    # A real encoder file found by the resolver wins (here the same random one, saved as a VGG file).
     encoder_dir = tmp_path / "encoder"
     encoder_dir.mkdir()
-    encoder = create_method("styA2K", init="random", seed=7).model.encoder.layers.state_dict()
     torch.save(encoder, encoder_dir / "vgg_normalised.pth")
     loaded = create_method("styA2K", weights=out, weights_dir=encoder_dir)
     assert_same_state(trainable(loaded), trained)

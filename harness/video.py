@@ -1,0 +1,745 @@
+"""Video: stylise every frame of a clip independently and measure temporal consistency (the paper's Table 3).
+
+Each frame is stylised on its own (no temporal smoothing, no flow at inference — spec §12); the style is encoded once
+per method (:meth:`methods.base.Method.prepare_style`) and reused for every frame. Temporal consistency is the warping
+error of :mod:`metrics.temporal` (Lai et al. 2018, Ruder et al.'s occlusion mask), with the optical flow estimated on
+the **input** frames at the processing resolution (or read from ``.flo`` files and resampled to it), for
+consecutive frames and for a long-range lag k; the same error of the unstylised input frames is the floor.
+
+Layout of an output folder::
+
+    OUT/
+      manifest.json                config, versions, git commit, device, method provenance, inputs, seconds per step
+      temporal.csv/.md/.tex        rows = methods + "input (floor)"; columns = clips, mean, long-range mean (lower is better)
+      per_frame.csv                clip, method ("input" = the floor), frame, error (t−1→t), long_range_error (t−k→t)
+      per_frame_error.png/.pdf     per-frame error of every method, one panel per clip
+      <clip>/<method>/frame_0001.png ...   stylised frames (1-based position in the clip)
+      <clip>/<method>.mp4 | .gif   previews (and <clip>/input.mp4)
+
+Frames already in ``OUT/<clip>/<method>/`` are reused when their settings (``.settings.json``: style, size, weights,
+options, source frames) match, unless ``force``; the flow and the metric are recomputed (cheap next to stylisation).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageSequence
+from tqdm import tqdm
+
+from methods import Method, create_method
+from metrics.temporal import (
+    FLOW_BACKENDS,
+    FlowFileError,
+    OcclusionConfig,
+    estimate_flow,
+    flow_to_tensor,
+    read_flo,
+    reliability_mask,
+    resize_flow,
+    warping_error,
+)
+
+from .environment import device_name, git_commit, versions
+from .images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_image, save_image
+from .run import RunError, sha256_file, write_json_atomic
+from .tables import MetricSpec, write_tables
+
+__all__ = [
+    "FLOOR_LABEL",
+    "INPUT",
+    "PREVIEW_FORMATS",
+    "VIDEO_SUFFIXES",
+    "Clip",
+    "FlowSource",
+    "VideoConfig",
+    "VideoError",
+    "check_frame_sequence",
+    "clip_name",
+    "plot_per_frame_error",
+    "read_clip",
+    "run_video",
+    "temporal_aggregate",
+    "write_preview",
+    "write_temporal_tables",
+]
+
+VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".gif"})
+"""Clip sources read as video files (``.gif`` with PIL, the others with OpenCV's ``VideoCapture``)."""
+
+PREVIEW_FORMATS = ("mp4", "gif", "none")
+INPUT = "input"
+"""The ``method`` of the floor rows in ``per_frame.csv`` (the unstylised input frames)."""
+FLOOR_LABEL = "input (floor)"
+"""The floor row's label in ``temporal.csv/.md/.tex``."""
+_GENERIC_FOLDER_NAMES = frozenset({"frames", "images", "rgb", "png", "jpg", "input", "content"})
+
+
+class VideoError(RunError):
+    """A bad video configuration (unknown flow backend, too few frames, clashing clip names, ...): one line."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class VideoConfig:
+    """Everything a video run depends on (YAML-friendly: paths may be strings); recorded in the manifest.
+
+    * ``clips``: ``{name: frames folder or video file}``, or a list of those (named by :func:`clip_name`).
+    * ``style``: the style image (resized to ``size × size``, the official test protocol; its own size if None).
+    * ``size``: frames are resized so that their **shorter side** is ``size`` (aspect ratio kept, bicubic); None keeps
+      the native resolution. Flow, masks and errors live at this resolution.
+    * ``max_frames``: only the first N frames of each clip (natural order).
+    * ``flow``: ``"dis"`` | ``"farneback"`` (OpenCV, on the input frames) or a folder of ``.flo`` files named like
+      artistic-videos, ``backward_<t>_<s>.flo`` (w_{t→s}) and ``forward_<s>_<t>.flo`` (w_{s→t}) with 1-based frame
+      positions; with several clips, ``<folder>/<clip name>/`` is used when it exists.
+    * ``long_range_k``: lag of the long-range error (pairs t−k → t, with the flow between frames t and t−k estimated
+      directly, or read from ``backward_<t>_<t−k>.flo`` / ``forward_<t−k>_<t>.flo``); 0 or 1 disables it.
+    * ``scale``: intensity scale σ of the error (1 → images in [0, 1]; 255 → 8-bit units, errors × 65025).
+    * ``preview``: ``"mp4"`` (falls back to GIF when OpenCV cannot write it), ``"gif"`` or ``"none"``; ``fps``.
+    """
+
+    methods: list[str]
+    clips: dict[str, str] | list[str]
+    style: str
+    out: Path | str = Path("results/video")
+    size: int | None = 256
+    max_frames: int | None = None
+    flow: str = "dis"
+    long_range_k: int = 5
+    scale: float = 1.0
+    preview: str = "mp4"
+    fps: float = 12.0
+    device: str = "cpu"
+    init: str | None = None
+    seed: int = 0
+    weights_dir: str | None = None
+    download: bool | None = None
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            self.methods = [m.strip() for m in self.methods.split(",") if m.strip()]
+        self.methods = [str(m) for m in self.methods]
+        if not self.methods:
+            raise VideoError("no methods given (e.g. methods: [styA2K, all2all, adain])")
+        if isinstance(self.clips, (str, os.PathLike)):
+            self.clips = [str(self.clips)]
+        if isinstance(self.clips, Mapping):
+            self.clips = {str(k): str(v) for k, v in self.clips.items()}
+        else:
+            named: dict[str, str] = {}
+            for source in self.clips:
+                name = clip_name(source)
+                if name in named:
+                    raise VideoError(f"two clips would both be named {name!r} ({named[name]} and {source}); "
+                                     "give clips as a mapping {name: path}")
+                named[name] = str(source)
+            self.clips = named
+        if not self.clips:
+            raise VideoError("no clips given (a frames folder or a video file)")
+        for name in self.clips:
+            if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+                raise VideoError(f"bad clip name {name!r}: it becomes a folder name (no slashes, no leading dot)")
+        self.style = str(self.style)
+        self.out = Path(self.out)
+        for key in ("size", "max_frames"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise VideoError(f"{key} must be a positive integer or null, got {value!r}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise VideoError(f"max_frames must be at least 2 (the error compares frame pairs), got {self.max_frames}")
+        if isinstance(self.long_range_k, bool) or not isinstance(self.long_range_k, int) or self.long_range_k < 0:
+            raise VideoError(f"long_range_k must be an integer ≥ 0, got {self.long_range_k!r}")
+        self.flow = str(self.flow)
+        if self.flow not in FLOW_BACKENDS and not Path(self.flow).is_dir():
+            raise VideoError(f"flow {self.flow!r}: expected {' or '.join(FLOW_BACKENDS)}, or an existing folder of "
+                             ".flo files")
+        if self.preview not in PREVIEW_FORMATS:
+            raise VideoError(f"preview must be one of {', '.join(PREVIEW_FORMATS)}, got {self.preview!r}")
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            raise VideoError(f"scale must be a positive number, got {self.scale!r}")
+        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+            raise VideoError(f"fps must be a positive number, got {self.fps!r}")
+
+    @property
+    def lag(self) -> int | None:
+        """The long-range lag, or None when disabled (k ≤ 1)."""
+        return self.long_range_k if self.long_range_k > 1 else None
+
+
+def clip_name(source: str | os.PathLike) -> str:
+    """A clip's name from its source: a video file's stem, a frames folder's name — or its parent's name when the
+    folder has a generic name such as ``frames`` (``video/marple8/frames`` → ``marple8``)."""
+    path = Path(source)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return path.stem
+    name = path.name or path.resolve().name
+    if name.lower() in _GENERIC_FOLDER_NAMES and path.resolve().parent.name:
+        return path.resolve().parent.name
+    return name
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reading clips
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Clip:
+    """A clip at the processing resolution: ``frames`` (N, H, W, 3) uint8 RGB, the source's frame names and sizes."""
+
+    name: str
+    source: Path
+    frame_names: list[str]
+    frames: np.ndarray
+    native_size: tuple[int, int]  # (H, W) before resizing
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    def tensor(self, index: int) -> torch.Tensor:
+        """Frame ``index`` (0-based) as a ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
+        return _to_tensor(self.frames[index])
+
+
+def _to_tensor(frame: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → ``(1, 3, H, W)`` float32 in [0, 1] (= ToTensor)."""
+    return torch.from_numpy(np.array(frame, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
+
+
+_TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def check_frame_sequence(paths: Sequence[Path]) -> None:
+    """When every frame name is ``<common prefix><number>``, the numbers must advance by a constant step (the
+    smallest one): a jump means a frame is missing → :class:`ImageError` naming the gap. Otherwise nothing is
+    checked."""
+    matches = [_TRAILING_NUMBER.match(p.stem) for p in paths]
+    if len(paths) < 2 or not all(matches) or len({m.group(1) for m in matches}) != 1:  # type: ignore[union-attr]
+        return
+    numbers = np.array([int(m.group(2)) for m in matches])  # type: ignore[union-attr]
+    steps = np.diff(numbers)
+    step = int(steps.min())
+    if step <= 0:
+        return
+    bad = np.flatnonzero(steps != step)
+    if bad.size:
+        i = int(bad[0])
+        missing = numbers[i] + step
+        raise ImageError(f"{paths[i].parent}: frame {missing} is missing ({paths[i].name} is followed by "
+                         f"{paths[i + 1].name}, step {step})")
+
+
+def _resize_frame(img: Image.Image, size: int | None) -> np.ndarray:
+    return np.asarray(resize_image(img, size, keep_aspect=True), dtype=np.uint8)
+
+
+def _read_video_file(path: Path, max_frames: int | None) -> tuple[list[str], list[Image.Image]]:
+    """Decode a video file: GIF with PIL, anything else with OpenCV; frames named ``<file>#<i>`` (1-based)."""
+    images: list[Image.Image] = []
+    if path.suffix.lower() == ".gif":
+        try:
+            with Image.open(path) as gif:
+                for frame in ImageSequence.Iterator(gif):
+                    images.append(frame.convert("RGB"))
+                    if max_frames is not None and len(images) >= max_frames:
+                        break
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{path}: cannot decode the GIF ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    else:
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        try:
+            if not capture.isOpened():
+                raise ImageError(f"{path}: cannot open the video (not a video file, or a codec OpenCV lacks)")
+            while max_frames is None or len(images) < max_frames:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                images.append(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        finally:
+            capture.release()
+    return [f"{path.name}#{i + 1}" for i in range(len(images))], images
+
+
+def read_clip(name: str, source: str | os.PathLike, size: int | None = None, max_frames: int | None = None) -> Clip:
+    """Read a clip — a folder of frames (png, jpg, ppm, …; natural sort order, top level only) or a video file
+    (:data:`VIDEO_SUFFIXES`) — and resize every frame so that its shorter side is ``size`` (None: native).
+
+    Every frame is decoded here, so a missing, corrupt or odd-sized frame stops the run before any work with one
+    :class:`ImageError` line naming the file; a clip needs at least 2 frames (:class:`VideoError`).
+    """
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(f"{path}: no such frames folder or video file (clip {name!r})")
+    if path.is_dir():
+        paths = list_images(path, recursive=False)
+        check_frame_sequence(paths)
+        if max_frames is not None:
+            paths = paths[:max_frames]
+        names = [p.name for p in paths]
+        images = [load_image(p) for p in paths]
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
+        names, images = _read_video_file(path, max_frames)
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise VideoError(f"{path}: a single image is not a clip; give the folder of frames")
+    else:
+        raise ImageError(f"{path}: unsupported clip source (a frames folder or a video file "
+                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")
+    if len(images) < 2:
+        raise VideoError(f"{path}: clip {name!r} has {len(images)} frame(s); the temporal error needs at least 2")
+    native = images[0].size
+    for frame_name, img in zip(names, images):
+        if img.size != native:
+            raise ImageError(f"{path / frame_name if path.is_dir() else frame_name}: frame is {img.size[0]}x"
+                             f"{img.size[1]} but the clip's first frame is {native[0]}x{native[1]}")
+    frames = np.stack([_resize_frame(img, size) for img in images])
+    return Clip(name, path, names, frames, (native[1], native[0]))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Flow sources
+# ----------------------------------------------------------------------------------------------------------------------
+class FlowSource:
+    """Backward and forward flow between two frames of a clip: estimated with OpenCV on the input frames, or read
+    from ``.flo`` files (resampled to the frames' size with :func:`metrics.temporal.resize_flow`)."""
+
+    def __init__(self, flow: str, clip: Clip, n_clips: int) -> None:
+        self.backend = flow if flow in FLOW_BACKENDS else None
+        self.folder: Path | None = None
+        if self.backend is None:
+            folder = Path(flow)
+            self.folder = folder / clip.name if (folder / clip.name).is_dir() else folder
+            if n_clips > 1 and self.folder == folder:
+                raise VideoError(f"flow folder {folder}: with several clips it needs one subfolder per clip "
+                                 f"(missing {folder / clip.name})")
+        self.clip = clip
+
+    def paths(self, t: int, s: int) -> tuple[Path, Path]:
+        """``backward_<t>_<s>.flo`` and ``forward_<s>_<t>.flo`` for 0-based frames t, s (1-based in the names)."""
+        assert self.folder is not None
+        return self.folder / f"backward_{t + 1}_{s + 1}.flo", self.folder / f"forward_{s + 1}_{t + 1}.flo"
+
+    def available(self, t: int, s: int) -> bool:
+        return self.backend is not None or all(p.is_file() for p in self.paths(t, s))
+
+    def __call__(self, t: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w_{t→s}, w_{s→t})`` as ``(1, 2, H, W)`` float32 tensors at the clip's processing size."""
+        if self.backend is not None:
+            frames = self.clip.frames
+            backward = estimate_flow(frames[t], frames[s], self.backend)
+            forward = estimate_flow(frames[s], frames[t], self.backend)
+            return flow_to_tensor(backward), flow_to_tensor(forward)
+        backward_path, forward_path = self.paths(t, s)
+        return tuple(resize_flow(flow_to_tensor(read_flo(p)), self.clip.size) for p in (backward_path, forward_path))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Outputs: previews, plot, tables
+# ----------------------------------------------------------------------------------------------------------------------
+def _tmp_path(final: Path) -> Path:
+    return final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
+
+
+def _write_gif(frames: np.ndarray, final: Path, fps: float) -> Path:
+    tmp = _tmp_path(final)
+    try:
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=max(1, round(1000.0 / fps)), loop=0)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def write_preview(frames: np.ndarray, path_stem: str | os.PathLike, fmt: str = "mp4", fps: float = 12.0
+                  ) -> tuple[Path | None, str | None]:
+    """Write ``frames`` (N, H, W, 3) uint8 RGB as ``<path_stem>.mp4`` (OpenCV ``VideoWriter``, fourcc ``mp4v``) or
+    ``.gif`` (PIL), atomically. Returns ``(path or None, note)``: when OpenCV cannot write the mp4, a GIF is written
+    instead and ``note`` says so; ``fmt="none"`` writes nothing."""
+    if fmt == "none":
+        return None, None
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "gif":
+        return _write_gif(frames, stem.with_suffix(".gif"), fps), None
+    import cv2
+
+    final = stem.with_suffix(".mp4")
+    tmp = _tmp_path(final)
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
+    try:
+        opened = writer.isOpened()
+        if opened:
+            for frame in frames:
+                writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    if opened and tmp.is_file() and tmp.stat().st_size > 0:
+        os.replace(tmp, final)
+        return final, None
+    tmp.unlink(missing_ok=True)
+    gif = _write_gif(frames, stem.with_suffix(".gif"), fps)
+    return gif, f"{final}: OpenCV could not write an mp4 (codec mp4v unavailable); wrote {gif.name} instead"
+
+
+def plot_per_frame_error(per_frame_df: pd.DataFrame, path_stem: str | os.PathLike) -> list[Path]:
+    """Plot the per-frame warping error (``per_frame.csv`` columns ``clip, method, frame, error, long_range_error``):
+    one row of panels per clip — consecutive frames on the left, the long-range lag on the right when present — one
+    line per method, the input floor dashed grey. Saved as ``<path_stem>.png`` (150 dpi) and ``.pdf``, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clips = list(dict.fromkeys(per_frame_df["clip"]))
+    long_range = "long_range_error" in per_frame_df and per_frame_df["long_range_error"].notna().any()
+    lag = int(per_frame_df.loc[per_frame_df["long_range_error"].notna(), "frame"].min()) - 1 if long_range else 0
+    columns = [("error", "t−1 → t")] + ([("long_range_error", f"t−{lag} → t (long range)")] if long_range else [])
+    fig, axes = plt.subplots(len(clips), len(columns), figsize=(6.0 * len(columns), 2.8 * len(clips)),
+                             squeeze=False, sharex="row")
+    for row, clip in enumerate(clips):
+        data = per_frame_df[per_frame_df["clip"] == clip]
+        for col, (column, title) in enumerate(columns):
+            ax = axes[row][col]
+            for method in dict.fromkeys(data["method"]):
+                series = data[data["method"] == method].sort_values("frame")
+                style = {"color": "0.4", "linestyle": "--"} if method == INPUT else {}
+                label = FLOOR_LABEL if method == INPUT else str(method)
+                ax.plot(series["frame"], series[column], marker=".", label=label, **style)
+            ax.set_title(f"{clip}: {title}")
+            ax.set_xlabel("frame t")
+            ax.set_ylabel("warping error")
+            ax.grid(alpha=0.3)
+        axes[row][0].legend(fontsize="small")
+    fig.tight_layout()
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for suffix in (".png", ".pdf"):
+            final = stem.with_suffix(suffix)
+            tmp = _tmp_path(final)
+            try:
+                fig.savefig(tmp, dpi=150, format=suffix[1:])
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths.append(final)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def _clip_key(clip: str) -> str:
+    return f"clip_{clip}"
+
+
+def _table_specs(clips: Sequence[str], lag: int | None) -> dict[str, MetricSpec]:
+    specs = {_clip_key(c): MetricSpec(_clip_key(c), c, higher_is_better=False, fmt="{:.4g}") for c in clips}
+    specs["mean"] = MetricSpec("mean", "mean", higher_is_better=False, fmt="{:.4g}")
+    if lag is not None:
+        specs["long_range_mean"] = MetricSpec("long_range_mean", f"long range k={lag} (mean)", False, "{:.4g}")
+    return specs
+
+
+def temporal_aggregate(per_frame: pd.DataFrame, clips: Sequence[str], lag: int | None) -> pd.DataFrame:
+    """One row per method (order of appearance; the floor row ``input`` labelled :data:`FLOOR_LABEL`): per clip the
+    mean, std, n and 95 % CI over its frame pairs (``clip_<name>_*``); ``mean_*`` = the mean of the clip means (n =
+    clips, std NaN); ``long_range_mean_*`` likewise for the long-range error."""
+    from metrics.base import summarize
+
+    rows = []
+    for method in dict.fromkeys(per_frame["method"]):
+        data = per_frame[per_frame["method"] == method]
+        row: dict[str, Any] = {"method": FLOOR_LABEL if method == INPUT else method,
+                               "untrained": bool(data["untrained"].astype(bool).any())}
+        clip_means, long_means = [], []
+        for clip in clips:
+            values = data.loc[data["clip"] == clip, "error"].to_numpy(dtype=float)
+            s = summarize(values[~np.isnan(values)].tolist())
+            key = _clip_key(clip)
+            row.update({f"{key}_mean": s.mean, f"{key}_std": s.std, f"{key}_n": s.n, f"{key}_ci95": s.ci95})
+            clip_means.append(s.mean)
+            long = data.loc[data["clip"] == clip, "long_range_error"].to_numpy(dtype=float)
+            long_means.append(float(np.mean(long[~np.isnan(long)])) if (~np.isnan(long)).any() else math.nan)
+        for key, means in (("mean", clip_means), ("long_range_mean", long_means if lag is not None else None)):
+            if means is None:
+                continue
+            finite = [m for m in means if not math.isnan(m)]
+            row.update({f"{key}_mean": float(np.mean(finite)) if finite else math.nan, f"{key}_std": math.nan,
+                        f"{key}_n": len(finite), f"{key}_ci95": math.nan})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_temporal_tables(agg: pd.DataFrame, specs: dict[str, MetricSpec], out: Path, caption: str) -> dict[str, Path]:
+    """``out/temporal.csv/.md/.tex`` (:func:`harness.tables.write_tables`): best marks and untrained daggers on the
+    method rows; the floor row (the unstylised input, not a method) is shown last and never ranked. Atomic."""
+    order = pd.concat([agg[agg["method"] != FLOOR_LABEL], agg[agg["method"] == FLOOR_LABEL]], ignore_index=True)
+    return write_tables(order, specs, out, caption=caption, label="tab:temporal", unranked=[FLOOR_LABEL],
+                        stem="temporal")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+def _settings(config: VideoConfig, method: Method, clip: Clip, style_sha: str) -> dict[str, Any]:
+    """What a method's stylised frames of a clip depend on; stored as ``.settings.json`` next to them."""
+    return {"method": method.name, "options": method.options, "provenance": method.provenance.to_dict(),
+            "style_sha256": style_sha, "style_size": config.size, "size": list(clip.size),
+            "source": str(clip.source), "frames": clip.frame_names}
+
+
+def _load_existing(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        array = np.asarray(load_image(path), dtype=np.uint8)
+    except ImageError:
+        return None
+    return array if array.shape == shape else None
+
+
+def _stylise_clip(config: VideoConfig, method: Method, clip: Clip, style: torch.Tensor, style_sha: str,
+                  clock: dict[str, float], counts: dict[str, int]) -> np.ndarray:
+    """Every frame of ``clip`` stylised by ``method`` (reusing matching frames on disk): (N, H, W, 3) uint8."""
+    folder = config.out / clip.name / method.name
+    settings = json.loads(json.dumps(_settings(config, method, clip, style_sha), default=str))
+    settings_path = folder / ".settings.json"
+    try:
+        previous = json.loads(settings_path.read_text()) if settings_path.is_file() and not config.force else None
+    except (OSError, ValueError):
+        previous = None
+    keep = 0  # frames on disk that were made with these settings from the same source frames
+    if isinstance(previous, dict) and {k: v for k, v in previous.items() if k != "frames"} == {
+            k: v for k, v in settings.items() if k != "frames"}:
+        old_frames = previous.get("frames") or []
+        while keep < min(len(old_frames), len(clip.frame_names)) and old_frames[keep] == clip.frame_names[keep]:
+            keep += 1
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("frame_*.png"):  # made with other settings: removed before the new ones are recorded
+        match = re.fullmatch(r"frame_(\d+)\.png", stale.name)
+        if match is None or int(match[1]) > keep:
+            stale.unlink()
+    write_json_atomic(settings_path, settings)
+    outputs = np.empty_like(clip.frames)
+    prepared = None
+    for i in tqdm(range(len(clip.frames)), desc=f"{clip.name}/{method.name}", unit="frame", disable=not config.progress):
+        path = folder / f"frame_{i + 1:04d}.png"
+        existing = _load_existing(path, clip.frames.shape[1:]) if i < keep else None
+        if existing is not None:
+            outputs[i] = existing
+            counts[f"reused:{method.name}"] += 1
+            continue
+        start = time.perf_counter()
+        if prepared is None:
+            prepared = method.prepare_style(style)
+        result = method.stylize(clip.tensor(i), prepared)
+        if result.is_cuda:
+            torch.cuda.synchronize(result.device)
+        clock[f"stylize:{method.name}"] += time.perf_counter() - start
+        counts[f"stylize:{method.name}"] += 1
+        # the official quantisation (clamp, ×255, truncate): the metric sees exactly what the PNG holds
+        outputs[i] = (result[0].detach().cpu().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        save_image(Image.fromarray(outputs[i]), path)
+    return outputs
+
+
+def _temporal_rows(config: VideoConfig, clip: Clip, series: dict[str, np.ndarray], untrained: dict[str, bool],
+                   clock: dict[str, float], counts: dict[str, int], notes: list[str]) -> list[dict[str, Any]]:
+    """per_frame.csv rows of one clip: for every frame t ≥ 2 and every series (input + methods) the error of the pair
+    (t−1, t) and, for t > k, of (t−k, t); all series of a pair are evaluated in one batch with one flow and mask."""
+    flows = FlowSource(config.flow, clip, len(config.clips))
+    names = list(series)
+
+    def batch(index: int) -> torch.Tensor:
+        """Frame ``index`` of every series: (S, 3, H, W) float32 in [0, 1]."""
+        return torch.from_numpy(np.stack([series[n][index] for n in names])).permute(0, 3, 1, 2).float() / 255.0
+
+    n_frames = len(clip.frames)
+    lag = config.lag if config.lag is not None and config.lag < n_frames else None
+    if config.lag is not None and lag is None:
+        notes.append(f"{clip.name}: {n_frames} frames, too few for the long-range lag k={config.lag}")
+    pairs = [(t, t - 1, "error") for t in range(1, n_frames)]
+    if lag is not None:
+        long_pairs = [(t, t - lag, "long_range_error") for t in range(lag, n_frames)]
+        missing = [p for p in long_pairs if not flows.available(p[0], p[1])]
+        if missing:
+            notes.append(f"{clip.name}: no long-range .flo files (e.g. {flows.paths(missing[0][0], missing[0][1])[0]}); "
+                         "long-range error not computed")
+        pairs += [p for p in long_pairs if p not in missing]
+    occlusion = OcclusionConfig()
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for t, s, column in tqdm(pairs, desc=f"{clip.name}/warping error", unit="pair", disable=not config.progress):
+        start = time.perf_counter()
+        backward, forward = flows(t, s)
+        now = time.perf_counter()
+        clock["flow" if column == "error" else "flow_long_range"] += now - start
+        mask = reliability_mask(backward, forward, occlusion)
+        errors = warping_error(batch(t), batch(s), backward, mask, config.scale).tolist()
+        clock["metric"] += time.perf_counter() - now
+        counts["pairs" if column == "error" else "long_range_pairs"] += 1
+        for name, value in zip(names, errors):
+            row = results.setdefault((name, t), {"clip": clip.name, "method": name, "frame": t + 1,
+                                                 "error": math.nan, "long_range_error": math.nan,
+                                                 "reliable_fraction": math.nan, "untrained": untrained[name]})
+            row[column] = value
+            if column == "error":
+                row["reliable_fraction"] = float(mask.to(torch.float64).mean())
+    return [results[(name, t)] for name in names for t in range(1, n_frames)]
+
+
+def _per_step(clock: dict[str, float], counts: dict[str, int], methods: Sequence[str]) -> dict[str, Any]:
+    def per(total: float, n: int) -> float | None:
+        return round(total / n, 6) if n else None
+
+    return {
+        "flow": per(clock["flow"], counts["pairs"]),
+        "flow_long_range": per(clock["flow_long_range"], counts["long_range_pairs"]),
+        "stylize": {m: per(clock[f"stylize:{m}"], counts[f"stylize:{m}"]) for m in methods},
+        "metric": per(clock["metric"], counts["pairs"] + counts["long_range_pairs"]),
+        "units": "flow: s per consecutive frame pair (forward + backward flow); flow_long_range: the same for the "
+                 "t−k pairs; stylize: s per stylised frame (reused frames excluded); metric: s per frame pair "
+                 "(occlusion mask + warping + error of every method and the input at once)",
+    }
+
+
+def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
+    """Stylise every clip with every method, measure the warping errors and write the outputs of the module
+    docstring into ``config.out``. Bad inputs (missing/corrupt frames, unknown methods, missing weights or ``.flo``
+    files) fail before any work. Returns the summary (also stored in the manifest)."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clips = [read_clip(name, source, config.size, config.max_frames) for name, source in config.clips.items()]
+    style_path = Path(config.style)
+    style_img = load_image(style_path)
+    style = _to_tensor(np.asarray(resize_image(style_img, config.size), dtype=np.uint8))
+    style_sha = sha256_file(style_path)
+    for clip in clips:  # consecutive-pair .flo files must all be there before any work
+        flows = FlowSource(config.flow, clip, len(clips))
+        for t in range(1, len(clip.frames)):
+            if not flows.available(t, t - 1):
+                backward, forward = flows.paths(t, t - 1)
+                raise FlowFileError(f"{backward if not backward.is_file() else forward}: no such flow file "
+                                    f"(clip {clip.name!r} needs backward_<t>_<t-1>.flo and forward_<t-1>_<t>.flo)")
+    methods: dict[str, Method] = {}
+    for name in config.methods:
+        method = create_method(name, init=config.init, device=config.device, weights_dir=config.weights_dir,
+                               seed=config.seed, download=config.download, **config.method_options.get(name, {}))
+        if method.name in methods or method.name == INPUT:
+            raise VideoError(f"method {name!r} is listed twice (or is named {INPUT!r})")
+        methods[method.name] = method
+    config.out.mkdir(parents=True, exist_ok=True)
+
+    clock: dict[str, float] = {"flow": 0.0, "flow_long_range": 0.0, "metric": 0.0,
+                               **{f"stylize:{m}": 0.0 for m in methods}}
+    counts: dict[str, int] = {"pairs": 0, "long_range_pairs": 0,
+                              **{f"{k}:{m}": 0 for m in methods for k in ("stylize", "reused")}}
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    previews: dict[str, str] = {}
+    untrained = {INPUT: False, **{n: m.untrained for n, m in methods.items()}}
+    for clip in clips:
+        series = {INPUT: clip.frames}
+        for name, method in methods.items():
+            series[name] = _stylise_clip(config, method, clip, style, style_sha, clock, counts)
+        for name, frames in series.items():
+            path, note = write_preview(frames, config.out / clip.name / name, config.preview, config.fps)
+            if path is not None:
+                previews[f"{clip.name}/{name}"] = str(path)
+            if note:
+                notes.append(note)
+        rows += _temporal_rows(config, clip, series, untrained, clock, counts, notes)
+
+    per_frame = pd.DataFrame(rows, columns=["clip", "method", "frame", "error", "long_range_error",
+                                            "reliable_fraction", "untrained"])
+    per_frame_path = config.out / "per_frame.csv"
+    _write_text_atomic(per_frame_path, per_frame.to_csv(index=False, lineterminator="\n"))
+    plot = plot_per_frame_error(per_frame, config.out / "per_frame_error")
+    clip_names = [c.name for c in clips]
+    lag = config.lag if per_frame["long_range_error"].notna().any() else None
+    specs = _table_specs(clip_names, lag)
+    agg = temporal_aggregate(per_frame, clip_names, lag)
+    flags = sorted({f"{n}: {m.provenance.flag()}" for n, m in methods.items() if m.provenance.flag()})
+    size_text = ", ".join(f"{c.name} {c.size[1]}x{c.size[0]}" for c in clips)
+    flow_text = f"OpenCV {config.flow}" if config.flow in FLOW_BACKENDS else f".flo files ({config.flow})"
+    caption = (
+        f"Warping error (Lai et al. 2018; lower is better) of per-frame stylisation with style {style_path.name}: "
+        f"per clip the mean ± std over consecutive frame pairs of sum_x M(x) sum_c (s*(O_t - warp(O_t-1)))^2 / "
+        f"sum_x M(x), s = {config.scale:g} (images in [0, 1] times s); mean = average of the clip columns"
+        + (f"; long range: the pairs (t-{lag}, t)" if lag else "")
+        + f". Flow: {flow_text} on the input frames ({size_text}); occlusion mask: forward-backward check and "
+        f"motion boundaries of Ruder et al. 2016. '{FLOOR_LABEL}': the same error of the unstylised input frames "
+        "(a floor, not ranked). The scale of the paper's Table 3 numbers is unknown: compare orderings, not values."
+        + (f" Weights: untrained rows flagged ({'; '.join(flags)})." if flags else " Weights: pretrained.")
+    )
+    tables = write_temporal_tables(agg, specs, config.out, caption)
+
+    per_step = _per_step(clock, counts, list(methods))
+    errors = {row["method"]: {c: row[f"{_clip_key(c)}_mean"] for c in clip_names} | {"mean": row["mean_mean"]}
+              for row in agg.to_dict("records")}
+    summary: dict[str, Any] = {
+        "clips": {c.name: {"frames": len(c.frames), "size": list(c.size)} for c in clips},
+        "methods": list(methods),
+        "frames_stylised": {m: counts[f"stylize:{m}"] for m in methods},
+        "frames_reused": {m: counts[f"reused:{m}"] for m in methods},
+        "errors": errors,
+        "seconds_per_frame": per_step,
+        "seconds": {k: round(v, 3) for k, v in clock.items()},
+        "tables": {k: str(v) for k, v in tables.items()},
+        "per_frame": str(per_frame_path),
+        "plot": [str(p) for p in plot],
+        "previews": previews,
+        "notes": notes,
+    }
+    manifest = {
+        "command": command or " ".join(sys.argv),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(), "git_commit": git_commit(), "device": device_name(config.device),
+        "methods": {n: {"options": m.options, "provenance": m.provenance.to_dict(), "flag": m.provenance.flag()}
+                    for n, m in methods.items()},
+        "untrained": any(untrained.values()),
+        "style": {"path": str(style_path), "sha256": style_sha, "size": list(style.shape[-2:])},
+        "clips": {c.name: {"source": str(c.source), "frames": c.frame_names, "native_size": list(c.native_size),
+                           "size": list(c.size)} for c in clips},
+        "flow": {"source": config.flow, "computed_on": "input frames at the processing size",
+                 "long_range_k": lag, "convention": "backward flow w_{t->s} on frame t's grid; warp(O_s)(x) = "
+                                                    "O_s(x + w(x)), bilinear; out-of-frame samples are unreliable"},
+        "occlusion": asdict(OcclusionConfig()),
+        "metric": {"name": "warping_error", "higher_is_better": False, "scale": config.scale,
+                   "definition": "E_t = sum_x M_t(x) sum_c (s*(O_t(x,c) - warp(O_s)(x,c)))^2 / sum_x M_t(x); "
+                                 "E = mean over pairs; channels summed, O in [0, 1]",
+                   "metric_inputs": "stylised frames quantised as saved (clamp, x255, truncate to uint8)"},
+        "summary": summary,
+    }
+    write_json_atomic(config.out / "manifest.json", manifest)
+    return summary
