@@ -244,3 +244,13 @@ complexity:
     assert code == 0, capsys.readouterr().err
     rows = pd.read_csv("out/complexity.csv").set_index("size")
     assert rows.loc[64, "status"] == "ok" and rows.loc[1024, "status"].startswith("oom")
+
+
+def test_command_line_overrides_reach_the_runner(tmp_path):
+    entries = "\n  - {label: mine, method: styA2K, options: {heads: 4}, weights: ck/mine}\n  - adain"
+    study = load_study_file(write(tmp_path, MINIMAL.replace(" [adain]", entries)))
+    config = run_config_for(study, StudyOverrides(votes=Path("votes.csv"), seed=3, device="cpu", init="random",
+                                                  weights_dir="w"))
+    assert config.methods == ["mine", "adain"] and config.method_names == {"mine": "styA2K"}
+    assert config.method_options == {"mine": {"heads": 4}, "adain": {}}
+    assert (config.votes, config.seed, config.init, config.weights_dir, config.size) == ("votes.csv", 3, "random", "w", 64)
