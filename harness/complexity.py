@@ -87,8 +87,9 @@ from methods.a2k import A2KAttention
 from methods.all2all import AllToAllAttention
 from methods.vgg import feature_size
 
+from .atomic import write_json_atomic, write_text_atomic
 from .environment import device_name, git_commit, machine_info, versions
-from .run import RunError, write_json_atomic
+from .run import RunError
 
 __all__ = [
     "ATTENTION_LAYER_PATHS",
@@ -824,14 +825,8 @@ def _frame(rows: Mapping[Any, Mapping[str, Any]]) -> pd.DataFrame:
     return frame[COLUMNS + extra].reset_index(drop=True)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    _write_text_atomic(path, frame.to_csv(index=False))
+    write_text_atomic(path, frame.to_csv(index=False))
 
 
 def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
@@ -1073,8 +1068,8 @@ def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, 
         md += [f"**{caption}**", "", _markdown(shown), ""]
         tex.append(_latex(shown, caption))
     paths = {"md": out / "complexity.md", "tex": out / "complexity.tex"}
-    _write_text_atomic(paths["md"], "\n".join(md))
-    _write_text_atomic(paths["tex"], "\n".join(tex))
+    write_text_atomic(paths["md"], "\n".join(md))
+    write_text_atomic(paths["tex"], "\n".join(tex))
     return paths
 
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from methods import Method, create_method
 
+from .atomic import write_json_atomic
 from .demo import demo_content, demo_styles
 from .environment import device_name, git_commit, versions
 from .images import list_images, load_image_tensor, save_image
@@ -172,12 +173,6 @@ def _drop_torn_last_line(path: Path) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 class ImageCache:

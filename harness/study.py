@@ -60,7 +60,8 @@ from typing import Any
 import yaml
 
 from .environment import git_commit, versions
-from .run import RunConfig, execute_run, write_json_atomic
+from .atomic import write_json_atomic, write_text_atomic
+from .run import RunConfig, execute_run
 
 __all__ = [
     "FIGURES",
@@ -540,13 +541,6 @@ def _markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def write_paper_comparison(study: Study, out: Path, ours: Callable[[str, str], str | None]) -> Path | None:
     """``paper.md``: the paper's reference table, and for every entry with a reference row its numbers beside ours
     (``ours(label, column)`` → formatted value or None)."""
@@ -569,7 +563,7 @@ def write_paper_comparison(study: Study, out: Path, ours: Callable[[str, str], s
                 paired.append([entry.label, paper_label, column, "–" if value is None else f"{value:g}", mine or "–"])
     if paired:
         text += ["\n## Paper vs this run\n", _markdown(["ours", "paper row", "column", "paper", "this run"], paired)]
-    return _write_text_atomic(out / "paper.md", "\n".join(text))
+    return write_text_atomic(out / "paper.md", "\n".join(text))
 
 
 def _study_manifest(study: Study, overrides: StudyOverrides, out: Path, started: str, extra: dict[str, Any]) -> None:

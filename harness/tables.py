@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import summarize
+
+from .atomic import write_text_atomic
 
 __all__ = [
     "STATS",
@@ -305,20 +306,6 @@ def _cell(spec: MetricSpec, mean: float, std: float, pm: str, na: str) -> str:
     return text
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a hidden temporary file next to ``path`` and move it into place with :func:`os.replace`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -468,6 +455,6 @@ def write_tables(
     paths = {}
     for kind, text in texts.items():
         path = out / f"{stem}.{kind}"
-        _write_atomic(path, text)
+        write_text_atomic(path, text)
         paths[kind] = path
     return paths

@@ -66,6 +66,7 @@ from methods.recipes import TrainingRecipe, lr_factor
 from methods.registry import CHECKPOINT_NAME, save_checkpoint
 from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, cache_dir
 
+from .atomic import write_text_atomic
 from .data import (
     PairDataset,
     PairSchedule,
@@ -357,15 +358,6 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class LossLog:
     """``loss_log.csv``: header ``step, epoch, lr, <terms>, loss``; one flushed row per step.
 
@@ -383,7 +375,7 @@ class LossLog:
                 kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resume_step]
                 buffer = io.StringIO()
                 csv.writer(buffer, lineterminator="\n").writerows(kept)
-                _atomic_write_text(path, buffer.getvalue())
+                write_text_atomic(path, buffer.getvalue())
         else:
             path.unlink(missing_ok=True)
         self._fh = None

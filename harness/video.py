@@ -53,9 +53,18 @@ from metrics.temporal import (
     warping_error,
 )
 
+from .atomic import write_json_atomic, write_text_atomic
 from .environment import device_name, git_commit, versions
-from .images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_image, save_image
-from .run import RunError, sha256_file, write_json_atomic
+from .images import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    list_images,
+    load_image,
+    resize_image,
+    save_image,
+    tensor_to_image,
+)
+from .run import RunError, sha256_file
 from .tables import MetricSpec, write_tables
 
 __all__ = [
@@ -492,15 +501,6 @@ def temporal_aggregate(per_frame: pd.DataFrame, clips: Sequence[str], lag: int |
     return pd.DataFrame(rows)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_temporal_tables(agg: pd.DataFrame, specs: dict[str, MetricSpec], out: Path, caption: str) -> dict[str, Path]:
     """``out/temporal.csv/.md/.tex`` (:func:`harness.tables.write_tables`): best marks and untrained daggers on the
     method rows; the floor row (the unstylised input, not a method) is shown last and never ranked. Atomic."""
@@ -568,9 +568,9 @@ def _stylise_clip(config: VideoConfig, method: Method, clip: Clip, style: torch.
             torch.cuda.synchronize(result.device)
         clock[f"stylize:{method.name}"] += time.perf_counter() - start
         counts[f"stylize:{method.name}"] += 1
-        # the official quantisation (clamp, ×255, truncate): the metric sees exactly what the PNG holds
-        outputs[i] = (result[0].detach().cpu().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-        save_image(Image.fromarray(outputs[i]), path)
+        image = tensor_to_image(result)  # the official quantisation: the metric sees exactly what the PNG holds
+        outputs[i] = np.asarray(image)
+        save_image(image, path)
     return outputs
 
 
@@ -682,7 +682,7 @@ def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
     per_frame = pd.DataFrame(rows, columns=["clip", "method", "frame", "error", "long_range_error",
                                             "reliable_fraction", "untrained"])
     per_frame_path = config.out / "per_frame.csv"
-    _write_text_atomic(per_frame_path, per_frame.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(per_frame_path, per_frame.to_csv(index=False, lineterminator="\n"))
     plot = plot_per_frame_error(per_frame, config.out / "per_frame_error")
     clip_names = [c.name for c in clips]
     lag = config.lag if per_frame["long_range_error"].notna().any() else None

@@ -26,13 +26,13 @@ import torch
 from .base import Method, Provenance, StyleTransferNet
 from .recipes import TrainingRecipe
 from .weights import (
-    MissingWeightsError,
     ResolvedFile,
     WeightFile,
     WeightsError,
     check_state_dict,
     load_into,
     resolve_files,
+    resolve_for_init,
     search_dirs,
     sha256_file,
 )
@@ -204,17 +204,14 @@ def find_checkpoint(info: MethodInfo, weights=None, weights_dir=None) -> Path | 
     return None
 
 
-def _resolve_encoder(info: MethodInfo, model: StyleTransferNet, weights, weights_dir, download, required: bool):
-    """Load the encoder file into ``model.encoder.layers``; returns its record, or None when not found and optional."""
+def _resolve_encoder(info: MethodInfo, model: StyleTransferNet, weights, weights_dir, download, init: str | None):
+    """Load the encoder file into ``model.encoder.layers``; returns its record, or None when ``init="random"`` and
+    it is not found (:func:`~methods.weights.resolve_for_init`)."""
     if info.encoder_weights is None:
         return None
-    try:
-        resolved = resolve_files([info.encoder_weights], weights=weights, weights_dir=weights_dir, download=download)
-    except MissingWeightsError:
-        if required:
-            raise
+    record = resolve_for_init(info.encoder_weights, init, weights=weights, weights_dir=weights_dir, download=download)
+    if record is None:
         return None
-    record = resolved[info.encoder_weights.filename]
     load_into(model.encoder.layers, record.path, source=str(record.path))
     return _file_record(record)
 
@@ -293,7 +290,7 @@ def create_method(
     if init == "random":
         generator = torch.Generator().manual_seed(seed)
         model.reset_random(generator)
-        encoder = _resolve_encoder(info, model, weights, weights_dir, download=bool(download), required=False)
+        encoder = _resolve_encoder(info, model, weights, weights_dir, download, init="random")
         if encoder is None and info.encoder_weights is not None:
             model.encoder.reset_random(torch.Generator().manual_seed(seed + 1))
         provenance = Provenance(
@@ -307,9 +304,10 @@ def create_method(
         metadata = checkpoint.get("metadata", {})
         random_encoder = bool(metadata.get("untrained_encoder", False))
         # A checkpoint trained against the seeded random VGG of `train --init random` is only meaningful with that
-        # same encoder: where no real VGG is found, rebuild it from the training seed (as create_method(init=
-        # "random", seed=...) did for the training), flagged.
-        encoder = _resolve_encoder(info, model, weights, weights_dir, download, required=not random_encoder)
+        # same encoder: where no VGG file is on disk (none is downloaded for it), rebuild it from the training seed
+        # (as create_method(init="random", seed=...) did for the training), flagged.
+        encoder = _resolve_encoder(info, model, weights, weights_dir, download,
+                                   init="random" if random_encoder else None)
         if encoder is None and random_encoder and info.encoder_weights is not None:
             model.encoder.reset_random(torch.Generator().manual_seed(int(metadata.get("seed", 0)) + 1))
         files = {CHECKPOINT_NAME: {"path": str(checkpoint_path), "sha256": sha256_file(checkpoint_path),

@@ -329,6 +329,29 @@ def download(
 # --------------------------------------------------------------------------- #
 # Resolution
 # --------------------------------------------------------------------------- #
+def resolve_for_init(
+    spec: WeightFile,
+    init: str | None,
+    *,
+    weights: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    download: bool | None = None,
+) -> ResolvedFile | None:
+    """The file ``spec`` of a network built with ``init`` (:func:`resolve_files` for one file).
+
+    ``None``/``"pretrained"``: found or downloaded (per ``download``), else :class:`MissingWeightsError`.
+    ``"random"``: a file already on disk is still used, but downloaded only when ``download=True`` is explicit;
+    ``None`` when not found (the caller then seeds a random network and flags it)."""
+    random_init = init == "random"
+    try:
+        return resolve_files([spec], weights=weights, weights_dir=weights_dir,
+                             download=bool(download) if random_init else download)[spec.filename]
+    except MissingWeightsError:
+        if random_init:
+            return None
+        raise
+
+
 def resolve_files(
     files: Sequence[WeightFile],
     *,

@@ -30,7 +30,7 @@ from methods.base import InputError, check_image_batch
 from methods.ops import calc_mean_std, mean_variance_norm
 from methods.registry import VGG_WEIGHTS
 from methods.vgg import TAP_DOWNSAMPLING, TAP_NAMES, VGGEncoder
-from methods.weights import MissingWeightsError, load_into, resolve_files
+from methods.weights import MissingWeightsError, load_into, resolve_for_init
 
 from .base import Metric, Summary, check_triplet
 from .perceptual import MetricUnavailable
@@ -141,13 +141,10 @@ def load_vgg(
     provenance: dict[str, Any] = {"file": VGG_WEIGHTS.filename, "pretrained": False, "path": None, "sha256": None,
                                   "source": None, "verified": None, "seed": None, "flag": ""}
     try:
-        resolved = resolve_files(
-            [VGG_WEIGHTS], weights=weights, weights_dir=weights_dir,
-            download=bool(download) if init == "random" else download,
-        )[VGG_WEIGHTS.filename]
+        resolved = resolve_for_init(VGG_WEIGHTS, init, weights=weights, weights_dir=weights_dir, download=download)
     except MissingWeightsError as exc:
-        if init != "random":
-            raise MetricUnavailable(f"content/style losses need the VGG encoder: {exc}", missing=exc.missing) from exc
+        raise MetricUnavailable(f"content/style losses need the VGG encoder: {exc}", missing=exc.missing) from exc
+    if resolved is None:
         encoder.reset_random(torch.Generator().manual_seed(seed))
         provenance.update(seed=seed, flag=f"RANDOM ENCODER (seed {seed}; content/style losses are meaningless)")
     else:

@@ -37,7 +37,7 @@ from methods.weights import (
     WeightFile,
     WeightsError,
     load_state_dict,
-    resolve_files,
+    resolve_for_init,
     sha256_file,
 )
 
@@ -181,19 +181,14 @@ def load_lpips(
             "reinstall it (pip install --force-reinstall lpips==0.1.4)"
         )
     try:
-        resolved = resolve_files(
-            [spec], weights=weights, weights_dir=weights_dir,
-            download=bool(download) if init == "random" else download,
-        )[spec.filename]
+        resolved = resolve_for_init(spec, init, weights=weights, weights_dir=weights_dir, download=download)
     except MissingWeightsError as exc:
-        if init != "random":
-            raise MetricUnavailable(
-                f"LPIPS ({net}) needs torchvision's backbone {spec.filename} ({spec.description}): {exc} "
-                f"A copy from torchvision's own cache (~/.cache/torch/hub/checkpoints/{spec.filename}) can be "
-                "placed there as is.",
-                missing=exc.missing,
-            ) from exc
-        resolved = None
+        raise MetricUnavailable(
+            f"LPIPS ({net}) needs torchvision's backbone {spec.filename} ({spec.description}): {exc} "
+            f"A copy from torchvision's own cache (~/.cache/torch/hub/checkpoints/{spec.filename}) can be "
+            "placed there as is.",
+            missing=exc.missing,
+        ) from exc
 
     model = _build_lpips(net, seed)
     backbone: dict[str, Any] = {"file": spec.filename, "url": spec.url, "path": None, "sha256": None,
