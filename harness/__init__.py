@@ -5,5 +5,6 @@
 """
 from methods import create_method, get_method_info, list_methods, register_method
 
-__all__ = ["create_method", "get_method_info", "list_methods", "register_method"]
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__", "create_method", "get_method_info", "list_methods", "register_method"]

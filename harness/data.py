@@ -42,7 +42,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .images import ImageError, image_to_tensor, list_images, load_image, resize_image
+from methods.errors import literal
+
+from .errors import ImageError
+from .images import image_to_tensor, list_images, load_image, resize_image
 
 __all__ = [
     "TRAIN_EXTENSIONS",
@@ -66,14 +69,15 @@ SampleKey = tuple[int, int, int, int]
 def list_training_images(folder: str | Path, role: str) -> list[Path]:
     """The training images (``TRAIN_EXTENSIONS``) under ``folder``, recursively, in natural order.
 
-    Raises :class:`ImageError` (one line naming the folder and ``role``, e.g. ``--content-dir``) when the folder is
+    Raises :class:`ImageError` (one line naming the folder and ``role``, the setting, e.g. ``content_dir``) when the folder is
     missing, not a folder, or holds no training images.
     """
     folder = Path(folder)
     if not folder.exists():
-        raise ImageError(f"{role} {folder}: no such folder")
+        raise ImageError(f"{{{role}}} {literal(folder)}: no such folder", template=True)
     if not folder.is_dir():
-        raise ImageError(f"{role} {folder}: not a folder (give a folder of training images)")
+        raise ImageError(f"{{{role}}} {literal(folder)}: not a folder (give a folder of training images)",
+                         template=True)
     try:
         found = list_images(folder)
     except ImageError:  # an existing folder without any image
@@ -81,8 +85,8 @@ def list_training_images(folder: str | Path, role: str) -> list[Path]:
     paths = [p for p in found if p.suffix.lower() in TRAIN_EXTENSIONS]
     if not paths:
         raise ImageError(
-            f"{role} {folder}: no training images found (looked recursively for "
-            f"{', '.join(sorted(TRAIN_EXTENSIONS))})"
+            f"{{{role}}} {literal(folder)}: no training images found (looked recursively for "
+            f"{', '.join(sorted(TRAIN_EXTENSIONS))})", template=True
         )
     return paths
 
@@ -108,7 +112,8 @@ def first_readable(paths: Sequence[Path], role: str) -> tuple[int, list[tuple[st
             skipped.append((str(path), str(exc)))
             continue
         return index, skipped
-    raise ImageError(f"{role}: none of the {len(paths)} image(s) can be read (first: {skipped[0][1]})")
+    raise ImageError(f"{role}: none of the {len(paths)} image(s) can be read (first: {literal(skipped[0][1])})",
+                     template=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

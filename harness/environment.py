@@ -1,5 +1,5 @@
 """What a run ran on: package versions, the git commit, the device and the machine — one definition for manifests,
-checkpoints and benchmark scripts — and the one ``--device`` check."""
+checkpoints and benchmark scripts — and the one device check."""
 from __future__ import annotations
 
 import os
@@ -10,25 +10,26 @@ from typing import Any
 
 import torch
 
+from methods.errors import literal
 
-def resolve_device(name: str) -> torch.device:
-    """``--device`` → torch.device; an unknown name or unavailable CUDA is a one-line :class:`CLIError`."""
-    from .errors import CLIError  # errors → run → environment: import at call time
+from .errors import ConfigError
+from .version import __version__
 
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A device setting → torch.device; an unknown name or unavailable CUDA is a one-line :class:`ConfigError`."""
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise CLIError(f"--device {name!r} is not a torch device (use cpu, cuda or cuda:N)") from None
+        raise ConfigError(f"{{device}} {literal(repr(name))} is not a torch device (use cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available here (torch.cuda.is_available() is False); "
-                       "use --device cpu")
+        raise ConfigError(f"{{device}} {literal(name)}: CUDA is not available here (torch.cuda.is_available() is "
+                          "False); use {device=cpu}")
     return device
 
 
 def versions() -> dict[str, str]:
     """Versions of Python, the platform, the harness and the numeric packages it uses (those installed)."""
-    from . import __version__
-
     out = {"python": platform.python_version(), "platform": platform.platform(), "harness": __version__}
     for name in ("torch", "torchvision", "lpips", "numpy", "pandas", "PIL", "scipy"):
         try:

@@ -1,52 +1,109 @@
-"""The errors the command line treats as *expected* bad input: one ``error: <message>`` line on stderr, exit code 2.
+"""Every error the harness raises for bad input, in one leaf module (it imports only :mod:`methods.errors`).
 
-Everything else is a bug and keeps its traceback (exit code 1). The mapping itself lives in
-:func:`harness.cli.main`; this module only lists the exception types and formats their messages, so that new
-subcommands (and tests) share one definition.
+Each ``str()`` is one line naming the thing and the problem. :data:`EXPECTED_ERRORS` are the types a front end
+(the command line) reports as ``error: <message>`` with exit code 2; everything else is a bug and keeps its
+traceback. Messages name settings as templates (``{steps}``, ``{weights_dir=DIR}``, ``{init="random"}``; see
+:mod:`methods.errors`), never as command-line flags: ``str()`` spells them as library arguments, and the command line
+spells them as flags where it prints them.
 """
 from __future__ import annotations
 
-from methods import InputError, OptionError, UnknownMethodError
-from methods.weights import WeightsError
-from metrics.preference import VotesError
+from methods.errors import InputError, OptionError, SettingsMessage, UnknownMethodError, WeightsError, literal
 
-from .images import ImageError
-from .run import RunError
-from .study import StudyError
-from .tables import TableError
-
-__all__ = ["EXIT_USAGE", "EXPECTED_ERRORS", "CLIError", "format_error"]
+__all__ = [
+    "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "FlowFileError", "ImageError", "RunError",
+    "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "VideoError", "VotesError", "format_error",
+]
 
 EXIT_USAGE = 2
 
 
-class CLIError(ValueError):
-    """A bad command-line value that argparse cannot check by itself (e.g. ``--mix`` weights that do not match the
-    ``--style`` count, a malformed ``--option``); the message is one line naming the option."""
+class _Templated(SettingsMessage):
+    """An error whose message may name settings as ``{name}`` / ``{name=value}`` (:func:`~methods.errors.spell_settings`):
+    ``str()`` spells them as library arguments, ``render(flags=True)`` as command-line flags."""
+
+    always_template = False
+
+    def __init__(self, message: str, *, template: bool | None = None) -> None:
+        as_template = self.always_template if template is None else template
+        self.template = str(message) if as_template else literal(message)
+        super().__init__(self.render())
+
+
+class ConfigError(_Templated, ValueError):
+    """A bad setting (of a run, a training, a study, a sweep): one line naming the setting, e.g.
+    ``"{load_size} 32 is smaller than {crop} 64"`` (always a template: paths in it go through
+    :func:`~methods.errors.literal`)."""
+
+    always_template = True
+
+
+class ImageError(_Templated, ValueError):
+    """A bad image input (missing, unreadable, corrupt or unsupported file or folder).
+
+    ``str(err)`` is a single line ``"<path>: <problem>[; <what to do>]"``.
+    """
+
+
+class RunError(_Templated, ValueError):
+    """A run that cannot start or continue (bad inputs, a run directory made with other settings, ...)."""
+
+
+class VideoError(RunError):
+    """A clip or video run that cannot be processed (no frames, mismatched frame sizes, unreadable video)."""
+
+
+class ComplexityError(RunError):
+    """A complexity sweep that cannot run (bad sizes, unknown methods, a results file of other settings)."""
+
+
+class StudyError(_Templated, ValueError):
+    """A bad study file or a study that cannot run (missing checkpoint, failed training): one line naming the file."""
+
+
+class TableError(ValueError):
+    """Rows that cannot be tabulated (missing columns, unknown metrics)."""
+
+
+class VotesError(ValueError):
+    """A votes file that cannot be read at all (missing, empty, wrong header); one line naming the file."""
+
+
+class FlowFileError(InputError):
+    """A missing, truncated or malformed ``.flo`` file; one line naming the file."""
+
+
+class TrainingDivergedError(_Templated, RuntimeError):
+    """The loss became NaN/inf; the message names the step, the terms and the last good checkpoint."""
+
+    always_template = True
 
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    CLIError,
+    ConfigError,
     ImageError,
     WeightsError,  # MissingWeightsError, ChecksumError, StateDictMismatchError, ...
     UnknownMethodError,
     OptionError,
-    InputError,
+    InputError,  # FlowFileError
     FileNotFoundError,
     IsADirectoryError,
     NotADirectoryError,
     PermissionError,
-    RunError,
+    RunError,  # VideoError, ComplexityError
     StudyError,
     TableError,
     VotesError,
 )
 
 
-def format_error(exc: BaseException) -> str:
-    """A one-line message: ``<path>: <reason>`` for OS errors about a path, else ``str(exc)`` with whitespace collapsed."""
+def format_error(exc: BaseException, flags: bool = False) -> str:
+    """A one-line message: ``<path>: <reason>`` for OS errors about a path, else the message with whitespace
+    collapsed; settings named in it are spelt as flags with ``flags`` (what a command line prints)."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, SettingsMessage):
+        text = exc.render(flags)
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_path
+from .errors import ImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -43,13 +45,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _EXTENSIONS_TEXT = ", ".join(sorted(IMAGE_EXTENSIONS))
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _WHITE = (255, 255, 255)
-
-
-class ImageError(ValueError):
-    """A bad image input (missing, unreadable, corrupt or unsupported file or folder).
-
-    ``str(err)`` is a single line ``"<path>: <problem>[; <what to do>]"``.
-    """
 
 
 def _one_line(text: object) -> str:
@@ -253,14 +248,8 @@ def save_image(t_or_img: torch.Tensor | Image.Image, path: str | os.PathLike) ->
         if img.mode not in ("RGB", "L", "CMYK"):
             img = _to_rgb(img)
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
-    try:
+    with atomic_path(final, make_parents=True) as tmp:
         img.save(tmp, format=fmt, **options)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return final
 
 

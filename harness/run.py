@@ -16,14 +16,11 @@ recomputes. Shards: ``shard=(i, n)`` takes every n-th pair starting at i and wri
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import math
-import os
 import random
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,19 +29,57 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from methods import Method, create_method
+from methods import Method, get_method_info, load_method
+from methods.errors import literal
+from methods.weights import Loading, sha256_file
+from metrics.collection import PAIR_METRICS, build_metrics
+from metrics.timing import time_method
 
 from .atomic import write_json_atomic
+from .config import listify
 from .demo import demo_content, demo_styles
 from .environment import device_name, git_commit, versions
+from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
+from .rundir import KEY_COLUMNS, RowWriter, read_done, write_run_tables
 
-KEY_COLUMNS = ("method", "content", "style")
-DEFAULT_METRICS = ("content_loss", "style_loss", "lpips", "timing")
+__all__ = [
+    "DEFAULT_METRICS", "KNOWN_METRICS", "RUN_SETTINGS", "ImageCache", "Pair", "RunConfig", "build_methods",
+    "execute_run", "parse_shard", "resolve_pairs",
+]
+
+KNOWN_METRICS = (*PAIR_METRICS, "timing")
+DEFAULT_METRICS = KNOWN_METRICS
+_LIST = (list, str)
+RUN_SETTINGS: dict[str, tuple[type, ...]] = {
+    "methods": _LIST, "out": (str,), "content": _LIST, "style": _LIST, "size": (int,), "keep_size": (bool,),
+    "keep_aspect": (bool,), "pairs": (int,), "seed": (int,), "device": (str,), "batch_size": (int,),
+    "weights_dir": (str,), "init": (str,), "download": (bool,), "metrics": _LIST, "options": (dict,),
+    "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
+    "shard": (str, list), "votes": (str,), "progress": (bool,),
+}
+"""The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
+:meth:`RunConfig.from_settings`."""
 
 
-class RunError(ValueError):
-    """A bad run configuration (unknown metric, bad shard, …): one line, raised before any work is done."""
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → (i, n) with 0 ≤ i < n."""
+    match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise ConfigError(f"{{shard}}: expected i/n with 0 <= i < n (e.g. 0/4), got {literal(repr(text))}")
+    return int(match[1]), int(match[2])
+
+
+def _split_options(options: dict[str, Any], entries: Mapping[str, tuple[str, Mapping[str, Any]]]
+                   ) -> dict[str, dict[str, Any]]:
+    """Options shared by several rows → each row's own (those its method declares, then the entry's own)."""
+    declared = {label: get_method_info(method).options for label, (method, _) in entries.items()}
+    unused = [k for k in options if not any(k in known for known in declared.values())]
+    if unused:
+        methods = ", ".join(dict.fromkeys(method for method, _ in entries.values()))
+        raise ConfigError(f"{{options}}: {literal(', '.join(unused))} belong to none of the methods {literal(methods)}")
+    return {label: {**{k: v for k, v in options.items() if k in declared[label]}, **dict(own)}
+            for label, (_, own) in entries.items()}
 
 
 @dataclass
@@ -82,6 +117,47 @@ class RunConfig:
     votes: str | None = None
     progress: bool = True
 
+    def loading(self, label: str | None = None) -> Loading:
+        """How the networks of this run get their weights; with ``label``, that method's (its entry's weights are
+        always loaded, also under ``init="random"``)."""
+        weights = self.method_weights.get(label) if label is not None else None
+        init = None if weights is not None else self.init
+        return Loading(weights, self.weights_dir, init, self.device, self.seed, self.download)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], entries: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None
+                      ) -> RunConfig:
+        """The config of ``settings`` — keys of :data:`RUN_SETTINGS`, None meaning "not given" (the field's default)
+        — with list settings given as lists or comma-separated strings, ``keep_size`` clearing ``size``, ``shard``
+        as ``"i/n"`` or ``(i, n)`` and ``options`` given to the methods that declare them (an option no method
+        declares is an error). ``entries``: row label → (registered method, the entry's own options), for a study
+        whose rows are not plain method names (default: one row per ``methods`` name, no own options)."""
+        given = {k: v for k, v in settings.items() if v is not None}
+        unknown = sorted(set(given) - set(RUN_SETTINGS))
+        if unknown:
+            raise ConfigError(f"unknown run setting(s) {literal(', '.join(unknown))}; known: "
+                              f"{', '.join(sorted(RUN_SETTINGS))}")
+        labels = listify(given.pop("methods", None)) or (list(entries) if entries else [])
+        if not labels:
+            raise ConfigError("no methods given: {methods} styA2K,adain,all2all")
+        entries = entries or {label: (label, {}) for label in labels}
+        method_options = _split_options(dict(given.pop("options", None) or {}), entries)
+        for key in ("content", "style", "metrics"):
+            if key in given:
+                given[key] = listify(given[key])
+        if given.pop("keep_size", False):
+            given["size"] = None
+        if isinstance(given.get("shard"), str):
+            given["shard"] = parse_shard(given["shard"])
+        if given.get("shard") is not None:
+            given["shard"] = tuple(int(v) for v in given["shard"])
+        given["out"] = Path(given["out"]) if given.get("out") else Path("results") / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+        for key in ("weights_dir", "votes"):
+            if key in given:
+                given[key] = str(given[key])
+        names = {label: method for label, (method, _) in entries.items() if label != method}
+        return cls(methods=labels, method_options=method_options, method_names=names, **given)
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -91,14 +167,6 @@ class Pair:
     @property
     def stem(self) -> str:
         return f"{self.content.stem}__{self.style.stem}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_pairs(config: RunConfig) -> tuple[list[Path], list[Path], list[Pair]]:
@@ -118,7 +186,7 @@ def resolve_pairs(config: RunConfig) -> tuple[list[Path], list[Path], list[Pair]
     if config.shard is not None:
         index, count = config.shard
         if not (count >= 1 and 0 <= index < count):
-            raise RunError(f"--shard {index}/{count}: expected i/n with 0 <= i < n")
+            raise RunError(f"shard {index}/{count}: expected i/n with 0 <= i < n")
         pairs = pairs[index::count]
     return contents, styles, pairs
 
@@ -129,50 +197,6 @@ def _suffix(config: RunConfig) -> str:
 
 def metrics_path(config: RunConfig) -> Path:
     return config.out / f"metrics{_suffix(config)}.csv"
-
-
-def read_done(path: Path) -> set[tuple[str, str, str]]:
-    """Keys (method, content, style) of the rows already in a metrics CSV (a torn last line is ignored)."""
-    if not path.exists():
-        return set()
-    with open(path, newline="") as f:
-        return {tuple(row[k] for k in KEY_COLUMNS) for row in csv.DictReader(f) if row.get("style")}
-
-
-class RowWriter:
-    """Appends rows to a CSV and flushes each one, so a killed run keeps everything it computed."""
-
-    def __init__(self, path: Path, columns: Sequence[str]):
-        self.path, self.columns = path, list(columns)
-        if path.exists() and path.stat().st_size:
-            with open(path, newline="") as f:
-                header = next(csv.reader(f), None)
-            if header != self.columns:
-                raise RunError(f"{path}: existing columns {header} differ from this run's {self.columns}; "
-                               "use a new --out or --force")
-            _drop_torn_last_line(path)
-            self.file = open(path, "a", newline="")
-            self.writer = csv.DictWriter(self.file, self.columns)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "w", newline="")
-            self.writer = csv.DictWriter(self.file, self.columns)
-            self.writer.writeheader()
-        self.file.flush()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(row)
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _drop_torn_last_line(path: Path) -> None:
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 class ImageCache:
@@ -210,111 +234,6 @@ class StageClock:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Metrics of a run
-# ----------------------------------------------------------------------------------------------------------------------
-METRIC_LABELS = {
-    "content_loss": ("content loss", False, "{:.3f}"),
-    "style_loss": ("style loss", False, "{:.3f}"),
-    "lpips": ("LPIPS", False, "{:.3f}"),
-}
-TIMING_COLUMNS = {  # timing.csv column → (table label, higher is better, format)
-    "latency_ms": ("time (ms)", False, "{:.1f}"),
-    "images_per_s": ("images/s", True, "{:.2f}"),
-    "peak_memory_mib": ("peak mem. (MiB)", False, "{:.0f}"),
-    "gflops": ("GFLOPs", False, "{:.1f}"),
-}
-KNOWN_METRICS = (*METRIC_LABELS, "timing")
-
-
-@dataclass
-class MetricSuite:
-    """The per-pair metrics of a run, their definitions (for the manifest) and the ones that are unavailable.
-
-    Inputs recur across pairs and methods (each content image meets every style and every method), so their side of
-    the content/style losses is computed once per image and kept: relu4_1/relu5_1 features of content images and the
-    per-channel mean/std of style images (a few MB per image at 512²). Only the stylised output is encoded per pair.
-    """
-
-    content_style: Any = None
-    lpips: Any = None
-    unavailable: dict[str, str] = field(default_factory=dict)
-    configs: dict[str, Any] = field(default_factory=dict)
-    _content_features: dict[Any, dict[str, torch.Tensor]] = field(default_factory=dict)
-    _style_statistics: dict[Any, dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
-
-    @property
-    def columns(self) -> list[str]:
-        names = []
-        if self.content_style is not None:
-            names += list(self.content_style.names)
-        if self.lpips is not None:
-            names.append("lpips")
-        return names + [n for n in self.unavailable if n not in names]
-
-    def _content_style(self, output, content, style, keys) -> dict[str, torch.Tensor]:
-        from metrics.base import check_triplet
-        from metrics.content_style import content_loss, style_loss_from_statistics, style_statistics
-
-        check_triplet(output, content, style)
-        settings = self.content_style.settings
-        encoder = self.content_style.cache.encoder
-        for i, (content_key, style_key) in enumerate(keys):
-            if content_key not in self._content_features:
-                self._content_features[content_key] = encoder(content[i : i + 1], settings.content_layers)
-            if style_key not in self._style_statistics:
-                features = encoder(style[i : i + 1], settings.style_layers)
-                self._style_statistics[style_key] = style_statistics(features, settings.style_layers)
-        out = encoder(output, set(settings.content_layers) | set(settings.style_layers))
-        con = {t: torch.cat([self._content_features[c][t] for c, _ in keys]) for t in settings.content_layers}
-        sty = {t: tuple(torch.cat([self._style_statistics[s][t][j] for _, s in keys]) for j in (0, 1))
-               for t in settings.style_layers}
-        return {
-            "content_loss": content_loss(out, con, layers=settings.content_layers,
-                                         normalize=settings.content_normalize, reduction=settings.reduction),
-            "style_loss": style_loss_from_statistics(out, sty, layers=settings.style_layers,
-                                                     reduction=settings.reduction),
-        }
-
-    @torch.inference_mode()
-    def update(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
-               keys: Sequence[tuple[Any, Any]]) -> dict[str, list[float]]:
-        """Per-image metric values of a batch; ``keys`` identify each row's (content, style) inputs for the caches."""
-        values: dict[str, torch.Tensor] = {}
-        if self.content_style is not None:
-            values.update(self._content_style(output, content, style, keys))
-        if self.lpips is not None:
-            values["lpips"] = self.lpips.update(output, content, style)
-        return {k: v.detach().cpu().tolist() for k, v in values.items()}
-
-
-def build_metrics(config: RunConfig) -> MetricSuite:
-    """Construct the requested per-pair metrics; a metric whose weights are missing is recorded as unavailable."""
-    from metrics.content_style import ContentStyleLoss
-    from metrics.perceptual import LPIPS, MetricUnavailable
-
-    suite = MetricSuite()
-    wanted = set(config.metrics)
-    if wanted & {"content_loss", "style_loss"}:
-        try:
-            suite.content_style = ContentStyleLoss.from_weights(
-                config.weights_dir, init=config.init, device=config.device, seed=config.seed, download=config.download
-            )
-            suite.configs["content_style"] = suite.content_style.content.config()
-        except MetricUnavailable as exc:
-            for name in ("content_loss", "style_loss"):
-                if name in wanted:
-                    suite.unavailable[name] = str(exc)
-    if "lpips" in wanted:
-        try:
-            suite.lpips = LPIPS(config.lpips_net, weights_dir=config.weights_dir, init=config.init,
-                                device=config.device, seed=config.seed, download=config.download)
-            suite.configs["lpips"] = suite.lpips.provenance
-        except MetricUnavailable as exc:
-            suite.unavailable["lpips"] = str(exc)
-    return suite
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------------------------------
 def check_config(config: RunConfig) -> None:
@@ -322,23 +241,19 @@ def check_config(config: RunConfig) -> None:
     if unknown:
         raise RunError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(KNOWN_METRICS)}")
     if not config.methods:
-        raise RunError("no methods given (e.g. --methods styA2K,adain,all2all)")
+        raise RunError("no methods given (e.g. methods=['styA2K', 'adain', 'all2all'])")
     dupes = sorted({m for m in config.methods if config.methods.count(m) > 1})
     if dupes:
         raise RunError(f"method label(s) {', '.join(dupes)} given twice: every table row needs its own label")
     if config.batch_size < 1:
-        raise RunError(f"--batch-size must be ≥ 1, got {config.batch_size}")
+        raise ConfigError(f"{{batch_size}} must be ≥ 1, got {config.batch_size}")
 
 
 def build_methods(config: RunConfig) -> dict[str, Method]:
     """Every method with its weights, before any work: a missing weight stops the run with the resolver's message."""
-    return {
-        label: create_method(config.method_names.get(label, label), weights=config.method_weights.get(label),
-                             init=None if label in config.method_weights else config.init, device=config.device,
-                             weights_dir=config.weights_dir, seed=config.seed, download=config.download,
-                             **config.method_options.get(label, {}))
-        for label in config.methods
-    }
+    return {label: load_method(config.method_names.get(label, label), config.loading(label),
+                               **config.method_options.get(label, {}))
+            for label in config.methods}
 
 
 def _batches(pairs: list[Pair], images: ImageCache, batch_size: int) -> list[list[Pair]]:
@@ -356,8 +271,6 @@ def _batches(pairs: list[Pair], images: ImageCache, batch_size: int) -> list[lis
 
 
 def _timing_rows(config: RunConfig, methods: dict[str, Method], clock: StageClock) -> None:
-    from metrics.timing import time_method
-
     path = config.out / f"timing{_suffix(config)}.csv"
     size = config.size or 512
     done = set()
@@ -400,7 +313,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     check_config(config)
     contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
     methods = build_methods(config)
-    suite = build_metrics(config)
+    suite = build_metrics(config.metrics, config.loading(), config.lpips_net)
     config.out.mkdir(parents=True, exist_ok=True)
     images = ImageCache(config.size, config.keep_aspect)
     for path in (*contents, *styles):  # decode every input up front: a corrupt file stops the run before any work
@@ -467,94 +380,3 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     return summary
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Shards and tables
-# ----------------------------------------------------------------------------------------------------------------------
-def merge_shards(run_dir: Path) -> dict[str, int]:
-    """Combine ``metrics.shard-*.csv`` / ``timing.shard-*.csv`` of ``run_dir`` into ``metrics.csv`` / ``timing.csv``
-    (rows de-duplicated by key, shard order), written atomically; the shard files are kept."""
-    import pandas as pd
-
-    counts = {}
-    for stem, keys in (("metrics", list(KEY_COLUMNS)), ("timing", ["method", "size"])):
-        parts = sorted(run_dir.glob(f"{stem}.shard-*.csv"))
-        if not parts:
-            continue
-        frames = [pd.read_csv(p) for p in parts]
-        existing = run_dir / f"{stem}.csv"
-        if existing.exists():
-            frames.insert(0, pd.read_csv(existing))
-        merged = pd.concat(frames, ignore_index=True).drop_duplicates(subset=keys, keep="first")
-        tmp = existing.with_name(f".{existing.name}.tmp-{os.getpid()}")
-        merged.to_csv(tmp, index=False)
-        os.replace(tmp, existing)
-        counts[stem] = len(merged)
-    if not counts:
-        raise RunError(f"{run_dir}: no shard files (metrics.shard-I-of-N.csv) to merge")
-    return counts
-
-
-def _read_run(run_dir: Path):
-    import pandas as pd
-
-    path = run_dir / "metrics.csv"
-    if not path.exists():
-        shards = sorted(run_dir.glob("metrics.shard-*.csv"))
-        if not shards:
-            raise RunError(f"{run_dir}: no metrics.csv (is it a run directory? shards are combined by `harness merge`)")
-        raise RunError(f"{run_dir}: only shard files; combine them first with `python -m harness merge {run_dir}`")
-    metrics = pd.read_csv(path)
-    timing = pd.read_csv(run_dir / "timing.csv") if (run_dir / "timing.csv").exists() else None
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    return metrics, timing, manifest
-
-
-def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, votes: str | None = None) -> dict[str, Path]:
-    """Aggregate one or more run directories into ``table.csv/.md/.tex`` (in ``out_dir``, default the first run).
-
-    Per-pair metrics: mean ± std and 95 % CI per method. Timing (one measurement per method and size): the median
-    latency, images/s, peak memory and GFLOPs of ``timing.csv``. ``votes``: a user-study CSV whose preference shares
-    are added as columns."""
-    import pandas as pd
-
-    from .tables import MetricSpec, aggregate, write_tables
-
-    frames, timings, manifests = [], [], []
-    for run_dir in run_dirs:
-        metrics, timing, manifest = _read_run(Path(run_dir))
-        frames.append(metrics)
-        manifests.append(manifest)
-        if timing is not None:
-            timings.append(timing)
-    df = pd.concat(frames, ignore_index=True)
-    metric_names = [c for c in df.columns if c in METRIC_LABELS]
-    specs = {n: MetricSpec(n, METRIC_LABELS[n][0], METRIC_LABELS[n][1], METRIC_LABELS[n][2]) for n in metric_names}
-    agg = aggregate(df, specs)
-    sizes = sorted({str(m.get("config", {}).get("size")) for m in manifests})
-    if timings:
-        timing = pd.concat(timings, ignore_index=True).drop_duplicates(subset=["method", "size"], keep="last")
-        timing = timing.groupby("method", sort=False).last()
-        for column, (label, higher, fmt) in TIMING_COLUMNS.items():
-            agg[f"{column}_mean"] = agg["method"].map(timing[column]).astype("float64")
-            agg[f"{column}_std"] = math.nan
-            agg[f"{column}_n"] = agg["method"].map(timing["repeats"]).fillna(0).astype(int)
-            agg[f"{column}_ci95"] = math.nan
-            specs[column] = MetricSpec(column, label, higher, fmt)
-    extra = None
-    if votes:
-        from metrics.preference import read_votes, tally
-
-        vote_frame, _problems = read_votes(votes, methods=list(agg["method"]))
-        extra = tally(vote_frame, methods=list(agg["method"]))
-    devices = sorted({m.get("device", "?") for m in manifests})
-    flags = sorted({f"{n}: {d['flag']}" for m in manifests for n, d in m.get("methods", {}).items() if d.get("flag")})
-    weights = "untrained rows flagged" if flags else "pretrained weights"
-    metric_flags = sorted({cfg.get("flag") or cfg.get("encoder", {}).get("flag", "")
-                           for m in manifests for cfg in m.get("metrics", {}).values() if isinstance(cfg, dict)} - {""})
-    if metric_flags:
-        weights += f"; metric networks: {', '.join(metric_flags)}"
-    caption = (f"Content and style loss (StyTr² definitions) and LPIPS (vs content): mean ± std over pairs at "
-               f"{'/'.join(sizes)} px. Time: median full forward (both VGG encodings, attention, decoding; file I/O "
-               f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
-    return write_tables(agg, specs, out_dir or Path(run_dirs[0]), caption=caption, extra_rows=extra)

@@ -24,13 +24,17 @@ import pandas as pd
 from metrics.base import summarize
 
 from .atomic import write_text_atomic
+from .errors import TableError
 
 __all__ = [
     "STATS",
+    "METRIC_LABELS",
+    "TIMING_COLUMNS",
     "MetricSpec",
     "TableError",
     "aggregate",
     "latex_escape",
+    "markdown_table",
     "preference_columns",
     "rank_marks",
     "write_tables",
@@ -46,8 +50,29 @@ DAGGER_TEX = r"$^\dagger$"
 UNTRAINED_NOTE = "untrained weights (not a trained model); excluded from the best/second-best marks"
 
 
-class TableError(ValueError):
-    """Input that cannot be tabulated (missing columns, non-numeric values, clashing names); one line."""
+METRIC_LABELS: dict[str, tuple[str, bool, str]] = {
+    "content_loss": ("content loss", False, "{:.3f}"),
+    "style_loss": ("style loss", False, "{:.3f}"),
+    "lpips": ("LPIPS", False, "{:.3f}"),
+}
+"""Per-pair metric column → (table label, higher is better, format)."""
+TIMING_COLUMNS: dict[str, tuple[str, bool, str]] = {
+    "latency_ms": ("time (ms)", False, "{:.1f}"),
+    "images_per_s": ("images/s", True, "{:.2f}"),
+    "peak_memory_mib": ("peak mem. (MiB)", False, "{:.0f}"),
+    "gflops": ("GFLOPs", False, "{:.1f}"),
+}
+"""``timing.csv`` column → (table label, higher is better, format)."""
+
+
+def markdown_table(headers: Sequence[object], rows: Sequence[Sequence[object]], *, align: Sequence[str] | None = None
+                   ) -> str:
+    """A GitHub Markdown table (no trailing newline); ``align``: one of ``"---"``, ``":---"``, ``":---:"`` per
+    column (default ``---``). Cells are written as given (escape them first where they may hold ``|``)."""
+    rule = "|" + "|".join(align) + "|" if align else "|" + "---|" * len(headers)
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", rule]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -362,11 +387,9 @@ def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str
     lines = []
     if caption.strip():
         lines += [" ".join(caption.split()), ""]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join([":---"] + [":---:"] * len(specs)) + "|")
-    for i, method in enumerate(agg["method"]):
-        name = _md_escape(method) + (f" {DAGGER_MD}" if untrained[i] else "")
-        lines.append("| " + " | ".join([name] + [col[i] for col in columns]) + " |")
+    names = [_md_escape(m) + (f" {DAGGER_MD}" if untrained[i] else "") for i, m in enumerate(agg["method"])]
+    lines.append(markdown_table(header, [[name] + [col[i] for col in columns] for i, name in enumerate(names)],
+                                align=[":---"] + [":---:"] * len(specs)))
     lines += ["", "↑ higher is better, ↓ lower is better; cells are mean ± std, the best value in bold."]
     if untrained.any():
         lines.append(f"{DAGGER_MD} {UNTRAINED_NOTE}.")

@@ -1,7 +1,7 @@
 """Video: stylise every frame of a clip independently and measure temporal consistency (the paper's Table 3).
 
 Each frame is stylised on its own (no temporal smoothing, no flow at inference — spec §12); the style is encoded once
-per method (:meth:`methods.base.Method.prepare_style`) and reused for every frame. Temporal consistency is the warping
+per method (:meth:`methods.Method.prepare_style`) and reused for every frame. Temporal consistency is the warping
 error of :mod:`metrics.temporal` (Lai et al. 2018, Ruder et al.'s occlusion mask), with the optical flow estimated on
 the **input** frames at the processing resolution (or read from ``.flo`` files and resampled to it), for
 consecutive frames and for a long-range lag k; the same error of the unstylised input frames is the floor.
@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -37,17 +36,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageSequence
 from tqdm import tqdm
 
-from methods import Method, create_method
+from methods import Method, load_method
+from methods.weights import Loading, sha256_file
+from metrics.base import summarize
 from metrics.temporal import (
     FLOW_BACKENDS,
-    FlowFileError,
     OcclusionConfig,
     estimate_flow,
     flow_to_tensor,
-    read_flo,
     reliability_mask,
     resize_flow,
     warping_error,
@@ -55,50 +53,30 @@ from metrics.temporal import (
 
 from .atomic import write_json_atomic, write_text_atomic
 from .environment import device_name, git_commit, versions
-from .images import (
-    IMAGE_EXTENSIONS,
-    ImageError,
-    list_images,
-    load_image,
-    resize_image,
-    save_image,
-    tensor_to_image,
-)
-from .run import RunError, sha256_file
+from .errors import FlowFileError, VideoError
+from .figures import plot_per_frame_error
+from .images import load_image, resize_image, save_image, tensor_to_image
+from .errors import ImageError
+from .io import Clip, frame_to_tensor, clip_name, read_clip, read_flo, write_preview
 from .tables import MetricSpec, write_tables
 
 __all__ = [
     "FLOOR_LABEL",
     "INPUT",
     "PREVIEW_FORMATS",
-    "VIDEO_SUFFIXES",
-    "Clip",
     "FlowSource",
     "VideoConfig",
-    "VideoError",
-    "check_frame_sequence",
     "clip_name",
-    "plot_per_frame_error",
-    "read_clip",
     "run_video",
     "temporal_aggregate",
-    "write_preview",
     "write_temporal_tables",
 ]
-
-VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".gif"})
-"""Clip sources read as video files (``.gif`` with PIL, the others with OpenCV's ``VideoCapture``)."""
 
 PREVIEW_FORMATS = ("mp4", "gif", "none")
 INPUT = "input"
 """The ``method`` of the floor rows in ``per_frame.csv`` (the unstylised input frames)."""
 FLOOR_LABEL = "input (floor)"
 """The floor row's label in ``temporal.csv/.md/.tex``."""
-_GENERIC_FOLDER_NAMES = frozenset({"frames", "images", "rgb", "png", "jpg", "input", "content"})
-
-
-class VideoError(RunError):
-    """A bad video configuration (unknown flow backend, too few frames, clashing clip names, ...): one line."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -193,136 +171,9 @@ class VideoConfig:
         return self.long_range_k if self.long_range_k > 1 else None
 
 
-def clip_name(source: str | os.PathLike) -> str:
-    """A clip's name from its source: a video file's stem, a frames folder's name — or its parent's name when the
-    folder has a generic name such as ``frames`` (``video/marple8/frames`` → ``marple8``)."""
-    path = Path(source)
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        return path.stem
-    name = path.name or path.resolve().name
-    if name.lower() in _GENERIC_FOLDER_NAMES and path.resolve().parent.name:
-        return path.resolve().parent.name
-    return name
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Reading clips
 # ----------------------------------------------------------------------------------------------------------------------
-@dataclass
-class Clip:
-    """A clip at the processing resolution: ``frames`` (N, H, W, 3) uint8 RGB, the source's frame names and sizes."""
-
-    name: str
-    source: Path
-    frame_names: list[str]
-    frames: np.ndarray
-    native_size: tuple[int, int]  # (H, W) before resizing
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return int(self.frames.shape[1]), int(self.frames.shape[2])
-
-    def tensor(self, index: int) -> torch.Tensor:
-        """Frame ``index`` (0-based) as a ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
-        return _to_tensor(self.frames[index])
-
-
-def _to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 → ``(1, 3, H, W)`` float32 in [0, 1] (= ToTensor)."""
-    return torch.from_numpy(np.array(frame, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
-
-
-_TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
-
-
-def check_frame_sequence(paths: Sequence[Path]) -> None:
-    """When every frame name is ``<common prefix><number>``, the numbers must advance by a constant step (the
-    smallest one): a jump means a frame is missing → :class:`ImageError` naming the gap. Otherwise nothing is
-    checked."""
-    matches = [_TRAILING_NUMBER.match(p.stem) for p in paths]
-    if len(paths) < 2 or not all(matches) or len({m.group(1) for m in matches}) != 1:  # type: ignore[union-attr]
-        return
-    numbers = np.array([int(m.group(2)) for m in matches])  # type: ignore[union-attr]
-    steps = np.diff(numbers)
-    step = int(steps.min())
-    if step <= 0:
-        return
-    bad = np.flatnonzero(steps != step)
-    if bad.size:
-        i = int(bad[0])
-        missing = numbers[i] + step
-        raise ImageError(f"{paths[i].parent}: frame {missing} is missing ({paths[i].name} is followed by "
-                         f"{paths[i + 1].name}, step {step})")
-
-
-def _resize_frame(img: Image.Image, size: int | None) -> np.ndarray:
-    return np.asarray(resize_image(img, size, keep_aspect=True), dtype=np.uint8)
-
-
-def _read_video_file(path: Path, max_frames: int | None) -> tuple[list[str], list[Image.Image]]:
-    """Decode a video file: GIF with PIL, anything else with OpenCV; frames named ``<file>#<i>`` (1-based)."""
-    images: list[Image.Image] = []
-    if path.suffix.lower() == ".gif":
-        try:
-            with Image.open(path) as gif:
-                for frame in ImageSequence.Iterator(gif):
-                    images.append(frame.convert("RGB"))
-                    if max_frames is not None and len(images) >= max_frames:
-                        break
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{path}: cannot decode the GIF ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
-    else:
-        import cv2
-
-        capture = cv2.VideoCapture(str(path))
-        try:
-            if not capture.isOpened():
-                raise ImageError(f"{path}: cannot open the video (not a video file, or a codec OpenCV lacks)")
-            while max_frames is None or len(images) < max_frames:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                images.append(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        finally:
-            capture.release()
-    return [f"{path.name}#{i + 1}" for i in range(len(images))], images
-
-
-def read_clip(name: str, source: str | os.PathLike, size: int | None = None, max_frames: int | None = None) -> Clip:
-    """Read a clip — a folder of frames (png, jpg, ppm, …; natural sort order, top level only) or a video file
-    (:data:`VIDEO_SUFFIXES`) — and resize every frame so that its shorter side is ``size`` (None: native).
-
-    Every frame is decoded here, so a missing, corrupt or odd-sized frame stops the run before any work with one
-    :class:`ImageError` line naming the file; a clip needs at least 2 frames (:class:`VideoError`).
-    """
-    path = Path(source)
-    if not path.exists():
-        raise ImageError(f"{path}: no such frames folder or video file (clip {name!r})")
-    if path.is_dir():
-        paths = list_images(path, recursive=False)
-        check_frame_sequence(paths)
-        if max_frames is not None:
-            paths = paths[:max_frames]
-        names = [p.name for p in paths]
-        images = [load_image(p) for p in paths]
-    elif path.suffix.lower() in VIDEO_SUFFIXES:
-        names, images = _read_video_file(path, max_frames)
-    elif path.suffix.lower() in IMAGE_EXTENSIONS:
-        raise VideoError(f"{path}: a single image is not a clip; give the folder of frames")
-    else:
-        raise ImageError(f"{path}: unsupported clip source (a frames folder or a video file "
-                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")
-    if len(images) < 2:
-        raise VideoError(f"{path}: clip {name!r} has {len(images)} frame(s); the temporal error needs at least 2")
-    native = images[0].size
-    for frame_name, img in zip(names, images):
-        if img.size != native:
-            raise ImageError(f"{path / frame_name if path.is_dir() else frame_name}: frame is {img.size[0]}x"
-                             f"{img.size[1]} but the clip's first frame is {native[0]}x{native[1]}")
-    frames = np.stack([_resize_frame(img, size) for img in images])
-    return Clip(name, path, names, frames, (native[1], native[0]))
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Flow sources
 # ----------------------------------------------------------------------------------------------------------------------
@@ -363,102 +214,6 @@ class FlowSource:
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs: previews, plot, tables
 # ----------------------------------------------------------------------------------------------------------------------
-def _tmp_path(final: Path) -> Path:
-    return final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
-
-
-def _write_gif(frames: np.ndarray, final: Path, fps: float) -> Path:
-    tmp = _tmp_path(final)
-    try:
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=max(1, round(1000.0 / fps)), loop=0)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
-def write_preview(frames: np.ndarray, path_stem: str | os.PathLike, fmt: str = "mp4", fps: float = 12.0
-                  ) -> tuple[Path | None, str | None]:
-    """Write ``frames`` (N, H, W, 3) uint8 RGB as ``<path_stem>.mp4`` (OpenCV ``VideoWriter``, fourcc ``mp4v``) or
-    ``.gif`` (PIL), atomically. Returns ``(path or None, note)``: when OpenCV cannot write the mp4, a GIF is written
-    instead and ``note`` says so; ``fmt="none"`` writes nothing."""
-    if fmt == "none":
-        return None, None
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "gif":
-        return _write_gif(frames, stem.with_suffix(".gif"), fps), None
-    import cv2
-
-    final = stem.with_suffix(".mp4")
-    tmp = _tmp_path(final)
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    try:
-        opened = writer.isOpened()
-        if opened:
-            for frame in frames:
-                writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    if opened and tmp.is_file() and tmp.stat().st_size > 0:
-        os.replace(tmp, final)
-        return final, None
-    tmp.unlink(missing_ok=True)
-    gif = _write_gif(frames, stem.with_suffix(".gif"), fps)
-    return gif, f"{final}: OpenCV could not write an mp4 (codec mp4v unavailable); wrote {gif.name} instead"
-
-
-def plot_per_frame_error(per_frame_df: pd.DataFrame, path_stem: str | os.PathLike) -> list[Path]:
-    """Plot the per-frame warping error (``per_frame.csv`` columns ``clip, method, frame, error, long_range_error``):
-    one row of panels per clip — consecutive frames on the left, the long-range lag on the right when present — one
-    line per method, the input floor dashed grey. Saved as ``<path_stem>.png`` (150 dpi) and ``.pdf``, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    clips = list(dict.fromkeys(per_frame_df["clip"]))
-    long_range = "long_range_error" in per_frame_df and per_frame_df["long_range_error"].notna().any()
-    lag = int(per_frame_df.loc[per_frame_df["long_range_error"].notna(), "frame"].min()) - 1 if long_range else 0
-    columns = [("error", "t−1 → t")] + ([("long_range_error", f"t−{lag} → t (long range)")] if long_range else [])
-    fig, axes = plt.subplots(len(clips), len(columns), figsize=(6.0 * len(columns), 2.8 * len(clips)),
-                             squeeze=False, sharex="row")
-    for row, clip in enumerate(clips):
-        data = per_frame_df[per_frame_df["clip"] == clip]
-        for col, (column, title) in enumerate(columns):
-            ax = axes[row][col]
-            for method in dict.fromkeys(data["method"]):
-                series = data[data["method"] == method].sort_values("frame")
-                style = {"color": "0.4", "linestyle": "--"} if method == INPUT else {}
-                label = FLOOR_LABEL if method == INPUT else str(method)
-                ax.plot(series["frame"], series[column], marker=".", label=label, **style)
-            ax.set_title(f"{clip}: {title}")
-            ax.set_xlabel("frame t")
-            ax.set_ylabel("warping error")
-            ax.grid(alpha=0.3)
-        axes[row][0].legend(fontsize="small")
-    fig.tight_layout()
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    try:
-        for suffix in (".png", ".pdf"):
-            final = stem.with_suffix(suffix)
-            tmp = _tmp_path(final)
-            try:
-                fig.savefig(tmp, dpi=150, format=suffix[1:])
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-            paths.append(final)
-    finally:
-        plt.close(fig)
-    return paths
-
-
 def _clip_key(clip: str) -> str:
     return f"clip_{clip}"
 
@@ -475,8 +230,6 @@ def temporal_aggregate(per_frame: pd.DataFrame, clips: Sequence[str], lag: int |
     """One row per method (order of appearance; the floor row ``input`` labelled :data:`FLOOR_LABEL`): per clip the
     mean, std, n and 95 % CI over its frame pairs (``clip_<name>_*``); ``mean_*`` = the mean of the clip means (n =
     clips, std NaN); ``long_range_mean_*`` likewise for the long-range error."""
-    from metrics.base import summarize
-
     rows = []
     for method in dict.fromkeys(per_frame["method"]):
         data = per_frame[per_frame["method"] == method]
@@ -633,16 +386,22 @@ def _per_step(clock: dict[str, float], counts: dict[str, int], methods: Sequence
     }
 
 
-def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
-    """Stylise every clip with every method, measure the warping errors and write the outputs of the module
-    docstring into ``config.out``. Bad inputs (missing/corrupt frames, unknown methods, missing weights or ``.flo``
-    files) fail before any work. Returns the summary (also stored in the manifest)."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+@dataclass
+class _VideoInputs:
+    """What a video run reads before any work: the clips, the style (tensor, path, sha256) and the methods."""
+
+    clips: list[Clip]
+    style: torch.Tensor
+    style_path: Path
+    style_sha: str
+    methods: dict[str, Method]
+
+
+def _read_inputs(config: VideoConfig) -> _VideoInputs:
+    """Every input decoded, every ``.flo`` file present, every method built — or one error, before any work."""
     clips = [read_clip(name, source, config.size, config.max_frames) for name, source in config.clips.items()]
     style_path = Path(config.style)
-    style_img = load_image(style_path)
-    style = _to_tensor(np.asarray(resize_image(style_img, config.size), dtype=np.uint8))
-    style_sha = sha256_file(style_path)
+    style = frame_to_tensor(np.asarray(resize_image(load_image(style_path), config.size), dtype=np.uint8))
     for clip in clips:  # consecutive-pair .flo files must all be there before any work
         flows = FlowSource(config.flow, clip, len(clips))
         for t in range(1, len(clip.frames)):
@@ -651,86 +410,45 @@ def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
                 raise FlowFileError(f"{backward if not backward.is_file() else forward}: no such flow file "
                                     f"(clip {clip.name!r} needs backward_<t>_<t-1>.flo and forward_<t-1>_<t>.flo)")
     methods: dict[str, Method] = {}
+    loading = Loading(None, config.weights_dir, config.init, config.device, config.seed, config.download)
     for name in config.methods:
-        method = create_method(name, init=config.init, device=config.device, weights_dir=config.weights_dir,
-                               seed=config.seed, download=config.download, **config.method_options.get(name, {}))
+        method = load_method(name, loading, **config.method_options.get(name, {}))
         if method.name in methods or method.name == INPUT:
             raise VideoError(f"method {name!r} is listed twice (or is named {INPUT!r})")
         methods[method.name] = method
-    config.out.mkdir(parents=True, exist_ok=True)
+    return _VideoInputs(clips, style, style_path, sha256_file(style_path), methods)
 
-    clock: dict[str, float] = {"flow": 0.0, "flow_long_range": 0.0, "metric": 0.0,
-                               **{f"stylize:{m}": 0.0 for m in methods}}
-    counts: dict[str, int] = {"pairs": 0, "long_range_pairs": 0,
-                              **{f"{k}:{m}": 0 for m in methods for k in ("stylize", "reused")}}
-    notes: list[str] = []
-    rows: list[dict[str, Any]] = []
-    previews: dict[str, str] = {}
-    untrained = {INPUT: False, **{n: m.untrained for n, m in methods.items()}}
-    for clip in clips:
-        series = {INPUT: clip.frames}
-        for name, method in methods.items():
-            series[name] = _stylise_clip(config, method, clip, style, style_sha, clock, counts)
-        for name, frames in series.items():
-            path, note = write_preview(frames, config.out / clip.name / name, config.preview, config.fps)
-            if path is not None:
-                previews[f"{clip.name}/{name}"] = str(path)
-            if note:
-                notes.append(note)
-        rows += _temporal_rows(config, clip, series, untrained, clock, counts, notes)
 
-    per_frame = pd.DataFrame(rows, columns=["clip", "method", "frame", "error", "long_range_error",
-                                            "reliable_fraction", "untrained"])
-    per_frame_path = config.out / "per_frame.csv"
-    write_text_atomic(per_frame_path, per_frame.to_csv(index=False, lineterminator="\n"))
-    plot = plot_per_frame_error(per_frame, config.out / "per_frame_error")
-    clip_names = [c.name for c in clips]
-    lag = config.lag if per_frame["long_range_error"].notna().any() else None
-    specs = _table_specs(clip_names, lag)
-    agg = temporal_aggregate(per_frame, clip_names, lag)
-    flags = sorted({f"{n}: {m.provenance.flag()}" for n, m in methods.items() if m.provenance.flag()})
-    size_text = ", ".join(f"{c.name} {c.size[1]}x{c.size[0]}" for c in clips)
+def _caption(config: VideoConfig, inputs: _VideoInputs, lag: int | None) -> str:
+    flags = sorted({f"{n}: {m.provenance.flag()}" for n, m in inputs.methods.items() if m.provenance.flag()})
+    size_text = ", ".join(f"{c.name} {c.size[1]}x{c.size[0]}" for c in inputs.clips)
     flow_text = f"OpenCV {config.flow}" if config.flow in FLOW_BACKENDS else f".flo files ({config.flow})"
-    caption = (
-        f"Warping error (Lai et al. 2018; lower is better) of per-frame stylisation with style {style_path.name}: "
-        f"per clip the mean ± std over consecutive frame pairs of sum_x M(x) sum_c (s*(O_t - warp(O_t-1)))^2 / "
-        f"sum_x M(x), s = {config.scale:g} (images in [0, 1] times s); mean = average of the clip columns"
+    return (
+        f"Warping error (Lai et al. 2018; lower is better) of per-frame stylisation with style "
+        f"{inputs.style_path.name}: per clip the mean ± std over consecutive frame pairs of sum_x M(x) sum_c "
+        f"(s*(O_t - warp(O_t-1)))^2 / sum_x M(x), s = {config.scale:g} (images in [0, 1] times s); mean = average "
+        "of the clip columns"
         + (f"; long range: the pairs (t-{lag}, t)" if lag else "")
         + f". Flow: {flow_text} on the input frames ({size_text}); occlusion mask: forward-backward check and "
         f"motion boundaries of Ruder et al. 2016. '{FLOOR_LABEL}': the same error of the unstylised input frames "
         "(a floor, not ranked). The scale of the paper's Table 3 numbers is unknown: compare orderings, not values."
         + (f" Weights: untrained rows flagged ({'; '.join(flags)})." if flags else " Weights: pretrained.")
     )
-    tables = write_temporal_tables(agg, specs, config.out, caption)
 
-    per_step = _per_step(clock, counts, list(methods))
-    errors = {row["method"]: {c: row[f"{_clip_key(c)}_mean"] for c in clip_names} | {"mean": row["mean_mean"]}
-              for row in agg.to_dict("records")}
-    summary: dict[str, Any] = {
-        "clips": {c.name: {"frames": len(c.frames), "size": list(c.size)} for c in clips},
-        "methods": list(methods),
-        "frames_stylised": {m: counts[f"stylize:{m}"] for m in methods},
-        "frames_reused": {m: counts[f"reused:{m}"] for m in methods},
-        "errors": errors,
-        "seconds_per_frame": per_step,
-        "seconds": {k: round(v, 3) for k, v in clock.items()},
-        "tables": {k: str(v) for k, v in tables.items()},
-        "per_frame": str(per_frame_path),
-        "plot": [str(p) for p in plot],
-        "previews": previews,
-        "notes": notes,
-    }
-    manifest = {
+
+def _manifest(config: VideoConfig, inputs: _VideoInputs, lag: int | None, untrained: bool, started: str,
+              command: str, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
         "command": command or " ".join(sys.argv),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(), "git_commit": git_commit(), "device": device_name(config.device),
         "methods": {n: {"options": m.options, "provenance": m.provenance.to_dict(), "flag": m.provenance.flag()}
-                    for n, m in methods.items()},
-        "untrained": any(untrained.values()),
-        "style": {"path": str(style_path), "sha256": style_sha, "size": list(style.shape[-2:])},
+                    for n, m in inputs.methods.items()},
+        "untrained": untrained,
+        "style": {"path": str(inputs.style_path), "sha256": inputs.style_sha, "size": list(inputs.style.shape[-2:])},
         "clips": {c.name: {"source": str(c.source), "frames": c.frame_names, "native_size": list(c.native_size),
-                           "size": list(c.size)} for c in clips},
+                           "size": list(c.size)} for c in inputs.clips},
         "flow": {"source": config.flow, "computed_on": "input frames at the processing size",
                  "long_range_k": lag, "convention": "backward flow w_{t->s} on frame t's grid; warp(O_s)(x) = "
                                                     "O_s(x + w(x)), bilinear; out-of-frame samples are unreliable"},
@@ -741,5 +459,59 @@ def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
                    "metric_inputs": "stylised frames quantised as saved (clamp, x255, truncate to uint8)"},
         "summary": summary,
     }
-    write_json_atomic(config.out / "manifest.json", manifest)
+
+
+def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
+    """Stylise every clip with every method, measure the warping errors and write the outputs of the module
+    docstring into ``config.out``. Bad inputs (missing/corrupt frames, unknown methods, missing weights or ``.flo``
+    files) fail before any work. Returns the summary (also stored in the manifest)."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    inputs = _read_inputs(config)
+    methods = inputs.methods
+    config.out.mkdir(parents=True, exist_ok=True)
+    clock: dict[str, float] = {"flow": 0.0, "flow_long_range": 0.0, "metric": 0.0,
+                               **{f"stylize:{m}": 0.0 for m in methods}}
+    counts: dict[str, int] = {"pairs": 0, "long_range_pairs": 0,
+                              **{f"{k}:{m}": 0 for m in methods for k in ("stylize", "reused")}}
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    previews: dict[str, str] = {}
+    untrained = {INPUT: False, **{n: m.untrained for n, m in methods.items()}}
+    for clip in inputs.clips:
+        series = {INPUT: clip.frames}
+        for name, method in methods.items():
+            series[name] = _stylise_clip(config, method, clip, inputs.style, inputs.style_sha, clock, counts)
+        for name, frames in series.items():
+            path, note = write_preview(frames, config.out / clip.name / name, config.preview, config.fps)
+            if path is not None:
+                previews[f"{clip.name}/{name}"] = str(path)
+            if note:
+                notes.append(note)
+        rows += _temporal_rows(config, clip, series, untrained, clock, counts, notes)
+
+    per_frame = pd.DataFrame(rows, columns=["clip", "method", "frame", "error", "long_range_error",
+                                            "reliable_fraction", "untrained"])
+    per_frame_path = write_text_atomic(config.out / "per_frame.csv", per_frame.to_csv(index=False, lineterminator="\n"))
+    plot = plot_per_frame_error(per_frame, config.out / "per_frame_error", floor=INPUT, floor_label=FLOOR_LABEL)
+    clip_names = [c.name for c in inputs.clips]
+    lag = config.lag if per_frame["long_range_error"].notna().any() else None
+    agg = temporal_aggregate(per_frame, clip_names, lag)
+    tables = write_temporal_tables(agg, _table_specs(clip_names, lag), config.out, _caption(config, inputs, lag))
+    summary: dict[str, Any] = {
+        "clips": {c.name: {"frames": len(c.frames), "size": list(c.size)} for c in inputs.clips},
+        "methods": list(methods),
+        "frames_stylised": {m: counts[f"stylize:{m}"] for m in methods},
+        "frames_reused": {m: counts[f"reused:{m}"] for m in methods},
+        "errors": {row["method"]: {c: row[f"{_clip_key(c)}_mean"] for c in clip_names} | {"mean": row["mean_mean"]}
+                   for row in agg.to_dict("records")},
+        "seconds_per_frame": _per_step(clock, counts, list(methods)),
+        "seconds": {k: round(v, 3) for k, v in clock.items()},
+        "tables": {k: str(v) for k, v in tables.items()},
+        "per_frame": str(per_frame_path),
+        "plot": [str(p) for p in plot],
+        "previews": previews,
+        "notes": notes,
+    }
+    write_json_atomic(config.out / "manifest.json",
+                      _manifest(config, inputs, lag, any(untrained.values()), started, command, summary))
     return summary

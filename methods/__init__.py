@@ -1,25 +1,20 @@
 """Style-transfer methods: the registry, the shared VGG encoder, StyA2K (+ ablations), all-to-all attention, AdaIN.
 
-This package knows nothing of runs, metrics or the command line.
+This package knows nothing of runs, metrics or the command line, and writes no files.
 """
-from .base import InputError, Method, Provenance, StyleTransferNet
-from .registry import (
-    MethodInfo,
-    OptionError,
-    UnknownMethodError,
-    create_method,
-    find_checkpoint,
-    get_method_info,
-    list_methods,
-    load_checkpoint,
-    register_method,
-    reload_plugins,
-    save_checkpoint,
-)
+from ._factory import create_method, load_method
+from ._info import MethodInfo, Provenance
+from ._registry import get_method_info, list_methods, register_method, reload_plugins, unregister_method
+from .checkpoint import CHECKPOINT_NAME, checkpoint_payload, find_checkpoint, load_checkpoint
+from .errors import InputError, OptionError, UnknownMethodError, WeightsError
+from .method import Method, PreparedStyle
+from .net import StyleTransferNet
+from .weights import Loading
 from . import adain, all2all, stya2k  # noqa: E402,F401  (built-in registrations)
 
 __all__ = [
-    "InputError", "Method", "MethodInfo", "OptionError", "Provenance", "StyleTransferNet", "UnknownMethodError",
-    "create_method", "find_checkpoint", "get_method_info", "list_methods", "load_checkpoint", "register_method", "reload_plugins",
-    "save_checkpoint",
+    "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "OptionError", "PreparedStyle", "Provenance",
+    "StyleTransferNet", "UnknownMethodError", "WeightsError", "checkpoint_payload", "create_method",
+    "find_checkpoint", "get_method_info", "list_methods", "load_checkpoint", "load_method", "register_method",
+    "reload_plugins", "unregister_method",
 ]

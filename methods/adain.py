@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
-from .base import StyleTransferNet, run_with_crops
+from .net import StyleTransferNet, run_with_crops
 from .losses import style_statistics_loss, weighted_total
 from .ops import adain
 from .stya2k import _conv3, _up
@@ -79,7 +79,8 @@ def build_adain() -> AdaINNet:
 
 
 from .recipes import ADAIN_RECIPE  # noqa: E402
-from .registry import VGG_WEIGHTS, register_method  # noqa: E402
+from ._registry import register_method  # noqa: E402
+from .vgg import VGG_WEIGHTS  # noqa: E402
 from .weights import WeightFile  # noqa: E402
 
 ADAIN_WEIGHTS = {

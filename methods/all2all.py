@@ -64,7 +64,7 @@ def build_all2all(
 
 
 from .recipes import ALL2ALL_RECIPE  # noqa: E402
-from .registry import register_method  # noqa: E402
+from ._registry import register_method  # noqa: E402
 
 register_method(
     "all2all",

@@ -32,7 +32,9 @@ from torch import Tensor, nn
 
 from .a2k import A2KAttention, _pad_to_multiple, aggregate_blocks, match_blocks, same_location_index
 from .all2all import AllToAllAttention
-from .base import InputError, Method, StyleTransferNet, check_image_batch
+from .errors import InputError
+from .method import Method
+from .net import StyleTransferNet, check_image_batch
 from .ops import block_grid, from_blocks, mean_variance_norm, split_heads, to_blocks
 from .vgg import TAP_DOWNSAMPLING
 
@@ -133,6 +135,56 @@ def _check_point(point: Sequence[int], size: tuple[int, int]) -> tuple[int, int]
     return y, x
 
 
+def _da_scores(module: A2KAttention, nc: Tensor, ns: Tensor, fs: Tensor, pad, query_at) -> Tensor:
+    """DA's softmax over the aggregated style-block keys for the point's query: (h, n_s)."""
+    side, heads = module.block_side, module.heads
+    k_hat, _ = aggregate_blocks(
+        split_heads(to_blocks(pad(module.k(ns)), side), heads),
+        split_heads(to_blocks(pad(module.v(fs)), side), heads),
+        module.sim_alpha, module.sim_beta, module.da_normaliser,
+    )  # (1, h, d, n_s)
+    return _head_softmax(query_at(module.q(nc)), k_hat[0], 1.0)
+
+
+def _pa_maps(module: A2KAttention, nc: Tensor, ns: Tensor, pad, query_at, head: int | None, content_block: int,
+             cells_c: tuple[int, int], cells_s: tuple[int, int], grid_s: tuple[int, int], slots: Tensor) -> dict:
+    """PA at the point: each head's chosen style block (step 1, or the same location without it) and the fine
+    attention inside it, scattered onto the style grid."""
+    side, heads = module.block_side, module.heads
+    q2 = module.q2(nc)
+    qb = split_heads(to_blocks(pad(q2), side), heads)  # (1, h, d, n_c, r)
+    kb = split_heads(to_blocks(pad(module.k2(ns)), side), heads)  # (1, h, d, n_s, r)
+    if module.pa_step1:  # the forward's own call on every block (so near-ties resolve identically)
+        blocks = match_blocks(qb, kb)[0, :, content_block]  # (h,)
+    else:
+        blocks = same_location_index(cells_c, cells_s, device=q2.device)[content_block].expand(heads)
+    chosen = kb[0].permute(0, 2, 1, 3)[torch.arange(heads), blocks]  # (h, d, r) keys of each head's block
+    fine = _head_softmax(query_at(q2), chosen, 1.0)  # (h, r)
+    fine_map = fine.new_zeros(heads, grid_s[0] * grid_s[1]).scatter_add_(1, slots[blocks], fine)
+    fine_map = fine_map.reshape(heads, *grid_s)
+    if head is None:
+        mode = int(torch.bincount(blocks, minlength=cells_s[0] * cells_s[1]).argmax())
+        shown = fine_map[blocks == mode].mean(dim=0)
+    else:
+        mode, shown = int(blocks[head]), fine_map[head]
+    return dict(pa_block_heads=blocks.cpu(), pa_block=mode, pa_fine_heads=fine_map.cpu(), pa_fine=shown.cpu())
+
+
+def _check_request(net: StyleTransferNet, module: nn.Module, content: Tensor, style: Tensor, point: Sequence[int],
+                   head: int | None) -> tuple[int, int]:
+    """One content and one style image the network takes, a point inside the content and a head it has; the point."""
+    check_image_batch(content, "content")
+    check_image_batch(style, "style")
+    if content.shape[0] != 1 or style.shape[0] != 1:
+        raise InputError(f"attention maps take one content and one style image, got batches "
+                         f"{content.shape[0]} and {style.shape[0]}")
+    net.check_inputs(content, style)
+    y_x = _check_point(point, (content.shape[-2], content.shape[-1]))
+    if head is not None and not (isinstance(head, int) and 0 <= head < module.heads):
+        raise InputError(f"head must be in 0..{module.heads - 1} (or None for all heads), got {head!r}")
+    return y_x
+
+
 @torch.no_grad()
 def attention_maps(
     method_or_net: Method | StyleTransferNet,
@@ -154,17 +206,9 @@ def attention_maps(
     """
     net = _network(method_or_net)
     module = attention_module(net, layer)
-    check_image_batch(content, "content")
-    check_image_batch(style, "style")
-    if content.shape[0] != 1 or style.shape[0] != 1:
-        raise InputError(f"attention maps take one content and one style image, got batches "
-                         f"{content.shape[0]} and {style.shape[0]}")
-    net.check_inputs(content, style)
     size_c, size_s = (content.shape[-2], content.shape[-1]), (style.shape[-2], style.shape[-1])
-    y, x = _check_point(point, size_c)
+    y, x = _check_request(net, module, content, style, point, head)
     heads = module.heads
-    if head is not None and not (isinstance(head, int) and 0 <= head < heads):
-        raise InputError(f"head must be in 0..{heads - 1} (or None for all heads), got {head!r}")
     enc, param = next(net.encoder.parameters()), next(module.parameters())
     fc = net.encoder(content.to(enc), [layer])[layer].to(param)  # encoder precision, then the module's
     fs = net.encoder(style.to(enc), [layer])[layer].to(param)
@@ -211,32 +255,10 @@ def attention_maps(
                        style_block_grid=cells_s, pa_step1=module.pa_step1)
 
     if module.use_da:
-        k_hat, _ = aggregate_blocks(
-            split_heads(to_blocks(pad(module.k(ns)), side), heads),
-            split_heads(to_blocks(pad(module.v(fs)), side), heads),
-            module.sim_alpha, module.sim_beta, module.da_normaliser,
-        )  # (1, h, d, n_s)
-        da = _head_softmax(query_at(module.q(nc)), k_hat[0], 1.0).reshape(heads, *cells_s)
+        da = _da_scores(module, nc, ns, fs, pad, query_at).reshape(heads, *cells_s)
         extra.update(da_scores_heads=da.cpu(), da_scores=pick(da).cpu())
-
     if module.use_pa:
-        q2 = module.q2(nc)
-        qb = split_heads(to_blocks(pad(q2), side), heads)  # (1, h, d, n_c, r)
-        kb = split_heads(to_blocks(pad(module.k2(ns)), side), heads)  # (1, h, d, n_s, r)
-        if module.pa_step1:  # the forward's own call on every block (so near-ties resolve identically)
-            blocks = match_blocks(qb, kb)[0, :, content_block]  # (h,)
-        else:
-            blocks = same_location_index(cells_c, cells_s, device=q2.device)[content_block].expand(heads)
-        chosen = kb[0].permute(0, 2, 1, 3)[torch.arange(heads), blocks]  # (h, d, r) keys of each head's block
-        fine = _head_softmax(query_at(q2), chosen, 1.0)  # (h, r)
-        fine_map = fine.new_zeros(heads, grid_s[0] * grid_s[1]).scatter_add_(1, slots[blocks], fine)
-        fine_map = fine_map.reshape(heads, *grid_s)
-        if head is None:
-            mode = int(torch.bincount(blocks, minlength=cells_s[0] * cells_s[1]).argmax())
-            shown = fine_map[blocks == mode].mean(dim=0)
-        else:
-            mode, shown = int(blocks[head]), fine_map[head]
-        extra.update(pa_block_heads=blocks.cpu(), pa_block=mode, pa_fine_heads=fine_map.cpu(), pa_fine=shown.cpu())
+        extra.update(_pa_maps(module, nc, ns, pad, query_at, head, content_block, cells_c, cells_s, grid_s, slots))
     return AttentionMaps(kind="a2k", all_to_all_heads=a2a.cpu(), all_to_all=pick(a2a).cpu(), **common, **extra)
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .a2k import A2KAttention, distributed_attention, progressive_attention
-from .base import StyleTransferNet, crop_to, run_with_crops
+from .net import StyleTransferNet, crop_to, run_with_crops
 from .losses import shallow_keys, style_statistics_loss, weighted_total
 from .vgg import TAP_CHANNELS, TAP_NAMES, feature_size
 
@@ -262,7 +262,7 @@ STYA2K_ABLATIONS: dict[str, dict[str, Any]] = {
 # Registration
 # --------------------------------------------------------------------------------------------------------------------
 from .recipes import STYA2K_RECIPE  # noqa: E402
-from .registry import register_method  # noqa: E402  (registration needs the builders above)
+from ._registry import register_method  # noqa: E402  (registration needs the builders above)
 from .weights import WeightFile  # noqa: E402
 
 _OFFICIAL = "https://raw.githubusercontent.com/LearningHx/StyA2K/70b58dfdf6c249a0c621d8b849945272671dce74/checkpoints/A2K/"

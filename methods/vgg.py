@@ -12,6 +12,15 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from .weights import WeightFile
+
+VGG_WEIGHTS = WeightFile(
+    "vgg_normalised.pth",
+    url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
+    description="VGG-19 normalised encoder (pytorch-AdaIN release v0.0.0; no published checksum)",
+)
+"""The encoder's official file: its 53-module state dict loads strictly into :attr:`VGGEncoder.layers`."""
+
 TAPS: dict[str, int] = {"relu1_1": 4, "relu2_1": 11, "relu3_1": 18, "relu4_1": 31, "relu5_1": 44}
 """Tap name → end index (exclusive) of the slice of the 53-module list that produces it (spec §2.2)."""
 TAP_NAMES: tuple[str, ...] = tuple(TAPS)

@@ -7,8 +7,8 @@ official download URL and, when published, its checksums.
 
 :func:`resolve_files` looks for every file, in this order:
 
-1. the explicit ``weights`` folder (e.g. a method-specific ``--weights DIR``);
-2. ``weights_dir`` (``--weights-dir DIR``), or else ``$HARNESS_WEIGHTS``;
+1. the explicit ``weights`` folder (one method's files);
+2. ``weights_dir`` (every method's files), or else ``$HARNESS_WEIGHTS``;
 3. the cache folder (:func:`cache_dir`);
 4. a download into the cache folder, unless downloads are disabled
    (``download=False`` or ``$HARNESS_OFFLINE=1``) or there is no public URL.
@@ -16,7 +16,7 @@ official download URL and, when published, its checksums.
 Inside each folder, ``<dir>/<subdir>/<filename>`` is preferred over
 ``<dir>/<filename>``. Whatever is still missing at the end is reported in ONE
 :class:`MissingWeightsError` that says what is missing, where to get it, where
-to put it, and that ``--init random`` exists for smoke or timing runs. A missing
+to put it, and that ``init="random"`` exists for smoke or timing runs. A missing
 weight never silently becomes a random one.
 
 :func:`load_state_dict` / :func:`check_state_dict` / :func:`load_into` load
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -40,10 +39,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .errors import ChecksumError, MissingWeightsError, StateDictMismatchError, WeightsError
+from .errors import one_line as _one_line
+
 __all__ = [
     "ENV_CACHE",
     "ENV_OFFLINE",
     "ENV_WEIGHTS",
+    "Loading",
     "ChecksumError",
     "MissingWeightsError",
     "ResolvedFile",
@@ -58,6 +61,7 @@ __all__ = [
     "load_into",
     "load_state_dict",
     "resolve_files",
+    "resolve_for_init",
     "search_dirs",
     "sha256_file",
 ]
@@ -90,6 +94,28 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
+class Loading:
+    """How a network gets its weights: the resolver's arguments in one value.
+
+    ``weights``: one method's folder of files or checkpoint, searched first; ``weights_dir``: a folder of every
+    method's files (else ``$HARNESS_WEIGHTS``); ``init``: ``None``/``"pretrained"`` (missing files are an error) or
+    ``"random"`` (seeded untrained weights, flagged); ``device``: where the network lives; ``seed``: the seed of
+    ``init="random"``; ``download``: allow downloads (``None``: yes unless ``$HARNESS_OFFLINE`` is set).
+    """
+
+    weights: str | os.PathLike | None = None
+    weights_dir: str | os.PathLike | None = None
+    init: str | None = None
+    device: str | torch.device = "cpu"
+    seed: int = 0
+    download: bool | None = None
+
+    @property
+    def random(self) -> bool:
+        return self.init == "random"
+
+
+@dataclass(frozen=True)
 class ResolvedFile:
     """A weight file found locally or downloaded.
 
@@ -104,67 +130,6 @@ class ResolvedFile:
     source: str
     sha256: str
     verified: bool | None
-
-
-def _one_line(text: str) -> str:
-    """Collapse whitespace (and strip ANSI colour codes) into a single line."""
-    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())
-
-
-class WeightsError(Exception):
-    """Base class for weight problems; ``str()`` is a single line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(message))
-
-
-class MissingWeightsError(WeightsError):
-    """Some weight files could not be found nor downloaded.
-
-    ``missing`` lists every missing :class:`WeightFile`; ``searched`` the
-    ``(source, folder)`` pairs that were looked in; ``reasons`` maps a file name
-    to the reason its download failed (when one was attempted).
-    """
-
-    def __init__(
-        self,
-        missing: Sequence[WeightFile],
-        searched: Sequence[tuple[str, Path]],
-        *,
-        subdir: str | None = None,
-        reasons: Mapping[str, str] | None = None,
-        downloads_enabled: bool = True,
-    ) -> None:
-        self.missing = list(missing)
-        self.searched = list(searched)
-        self.reasons = dict(reasons or {})
-        items = []
-        for spec in self.missing:
-            where = f"from {spec.url}" if spec.url else "no public source"
-            if spec.filename in self.reasons:
-                where += f", download failed: {self.reasons[spec.filename]}"
-            elif spec.url and not downloads_enabled:
-                where += ", not downloaded: downloads disabled"
-            items.append(f"{spec.filename} ({where})")
-        folders = ", ".join(f"{src} {d}" for src, d in self.searched) or "none"
-        place = f"<DIR>/{subdir}/<file> or <DIR>/<file>" if subdir else "<DIR>/<file>"
-        offline = "" if downloads_enabled else f" (downloads are off: download=False or ${ENV_OFFLINE} set)"
-        message = (
-            f"missing weight file(s): {'; '.join(items)}. Searched folders: {folders}. "
-            f"To use them offline, download them and place them as {place} where DIR is given "
-            f"with --weights-dir DIR or {ENV_WEIGHTS}=DIR, or is the cache folder {cache_dir()}"
-            f"{offline}. Or use --init random for an untrained smoke or timing run "
-            f"(its outputs are meaningless)."
-        )
-        super().__init__(message)
-
-
-class ChecksumError(WeightsError):
-    """A downloaded file did not match its published checksum."""
-
-
-class StateDictMismatchError(WeightsError):
-    """A state dict does not match a module's keys or shapes."""
 
 
 # --------------------------------------------------------------------------- #
@@ -329,25 +294,18 @@ def download(
 # --------------------------------------------------------------------------- #
 # Resolution
 # --------------------------------------------------------------------------- #
-def resolve_for_init(
-    spec: WeightFile,
-    init: str | None,
-    *,
-    weights: str | os.PathLike | None = None,
-    weights_dir: str | os.PathLike | None = None,
-    download: bool | None = None,
-) -> ResolvedFile | None:
-    """The file ``spec`` of a network built with ``init`` (:func:`resolve_files` for one file).
+def resolve_for_init(spec: WeightFile, loading: Loading) -> ResolvedFile | None:
+    """The file ``spec`` of a network built with ``loading`` (:func:`resolve_files` for one file).
 
-    ``None``/``"pretrained"``: found or downloaded (per ``download``), else :class:`MissingWeightsError`.
+    ``init`` None/``"pretrained"``: found or downloaded (per ``download``), else :class:`MissingWeightsError`.
     ``"random"``: a file already on disk is still used, but downloaded only when ``download=True`` is explicit;
     ``None`` when not found (the caller then seeds a random network and flags it)."""
-    random_init = init == "random"
+    download = bool(loading.download) if loading.random else loading.download
     try:
-        return resolve_files([spec], weights=weights, weights_dir=weights_dir,
-                             download=bool(download) if random_init else download)[spec.filename]
+        return resolve_files([spec], weights=loading.weights, weights_dir=loading.weights_dir,
+                             download=download)[spec.filename]
     except MissingWeightsError:
-        if random_init:
+        if loading.random:
             return None
         raise
 
@@ -413,7 +371,8 @@ def resolve_files(
 
     if missing:
         raise MissingWeightsError(
-            missing, dirs, subdir=subdir, reasons=reasons, downloads_enabled=allow_download
+            missing, dirs, cache=cache_dir(), subdir=subdir, reasons=reasons, downloads_enabled=allow_download,
+            env_weights=ENV_WEIGHTS, env_offline=ENV_OFFLINE,
         )
     return resolved
 

@@ -6,7 +6,7 @@ Knows nothing of runs or the command line. Every image metric follows :class:`me
 ``config``) and has a functional twin. A metric that cannot be computed here (missing weights offline) raises
 :class:`MetricUnavailable` at construction; runners report ``unavailable: <reason>``.
 """
-from .base import Metric, Summary, check_triplet, summarize
+from .base import Metric, MetricUnavailable, Summary, check_triplet, summarize
 from .content_style import (
     VARIANTS,
     ContentLoss,
@@ -18,18 +18,15 @@ from .content_style import (
     load_vgg,
     style_loss,
 )
-from .perceptual import LPIPS, LPIPS_BACKBONES, MetricUnavailable, load_lpips, lpips_distance
+from .perceptual import LPIPS, LPIPS_BACKBONES, load_lpips, lpips_distance
 from .timing import TimingResult, count_flops, measure_latency, percentile, time_method
 from .temporal import (
-    FlowFileError,
     OcclusionConfig,
     WarpingError,
     backward_warp,
     estimate_flow,
-    read_flo,
     reliability_mask,
     warping_error,
-    write_flo,
 )
 
 __all__ = [
@@ -40,7 +37,6 @@ __all__ = [
     "ContentStyleConfig",
     "ContentStyleLoss",
     "FeatureCache",
-    "FlowFileError",
     "Metric",
     "MetricUnavailable",
     "OcclusionConfig",
@@ -58,11 +54,9 @@ __all__ = [
     "lpips_distance",
     "measure_latency",
     "percentile",
-    "read_flo",
     "reliability_mask",
     "style_loss",
     "summarize",
     "time_method",
     "warping_error",
-    "write_flo",
 ]

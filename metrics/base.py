@@ -1,5 +1,7 @@
 """The metric protocol (after torchmetrics' ``Metric``): ``update`` / ``compute`` / ``reset`` and ``higher_is_better``.
 
+A :class:`Metric` is an ``nn.Module``, so ``metric.to(device)`` moves the networks it holds (LPIPS, the VGG encoder).
+
 An image metric compares a batch of stylised outputs with their content and style images. ``update`` returns the
 per-image values (B,) — the runner writes one row per pair — and accumulates them; ``compute`` summarises everything
 seen since the last ``reset``. Each metric also has a functional twin taking the same tensors.
@@ -7,12 +9,26 @@ seen since the last ``reset``. Each metric also has a functional twin taking the
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from methods.base import InputError, check_image_batch
+from methods.errors import InputError
+from methods.net import check_image_batch
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot be computed here (e.g. missing weights offline). ``reason`` is one line saying what is missing,
+    where to get it and where to put it; runners report ``unavailable: <reason>`` instead of a value. ``missing``
+    lists the missing weight files."""
+
+    def __init__(self, reason: str, *, missing: Iterable[Any] = ()) -> None:
+        self.reason = " ".join(str(reason).split())
+        self.missing = list(missing)
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
@@ -51,15 +67,21 @@ def check_triplet(output: Tensor, content: Tensor | None = None, style: Tensor |
             raise InputError(f"style batch {style.shape[0]} must be 1 or equal to the output batch {output.shape[0]}")
 
 
-class Metric:
-    """Base class: subclasses set ``name``, ``higher_is_better``, ``unit`` and implement :meth:`values`."""
+class Metric(nn.Module):
+    """Base class: subclasses set ``name``, ``higher_is_better``, ``unit`` and implement :meth:`values`.
+
+    ``forward`` is :meth:`update` (``metric(output, content, style)``, as in torchmetrics)."""
 
     name: str = "metric"
     higher_is_better: bool = False
     unit: str = ""
 
     def __init__(self) -> None:
+        super().__init__()
         self._values: list[Tensor] = []
+
+    def forward(self, output: Tensor, content: Tensor, style: Tensor) -> Tensor:
+        return self.update(output, content, style)
 
     def values(self, output: Tensor, content: Tensor, style: Tensor) -> Tensor:
         """Per-image values (B,) for outputs (B, 3, H, W) and their content/style images, all RGB in [0, 1]."""

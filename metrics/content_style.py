@@ -26,14 +26,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from methods.base import InputError, check_image_batch
+from methods.errors import InputError
+from methods.net import check_image_batch
 from methods.ops import calc_mean_std, mean_variance_norm
-from methods.registry import VGG_WEIGHTS
+from methods.vgg import VGG_WEIGHTS
 from methods.vgg import TAP_DOWNSAMPLING, TAP_NAMES, VGGEncoder
-from methods.weights import MissingWeightsError, load_into, resolve_for_init
+from methods.weights import Loading, MissingWeightsError, load_into, resolve_for_init
 
 from .base import Metric, Summary, check_triplet
-from .perceptual import MetricUnavailable
+from .base import MetricUnavailable
 
 __all__ = [
     "CONTENT_LAYERS",
@@ -116,18 +117,11 @@ layer terms averaged instead of summed, content compared on raw (un-normalised) 
 # ----------------------------------------------------------------------------------------------------------------------
 # The encoder
 # ----------------------------------------------------------------------------------------------------------------------
-def load_vgg(
-    weights_dir=None,
-    init: str | None = None,
-    device: str | torch.device = "cpu",
-    *,
-    weights=None,
-    seed: int = 0,
-    download: bool | None = None,
-) -> tuple[VGGEncoder, dict[str, Any]]:
+def load_vgg(loading: Loading | None = None) -> tuple[VGGEncoder, dict[str, Any]]:
     """The frozen VGG-19 normalised encoder for the metrics, and its provenance.
 
-    ``vgg_normalised.pth`` is found by :func:`methods.weights.resolve_files` (``weights`` folder, ``weights_dir`` /
+    ``vgg_normalised.pth`` is found through ``loading`` (:class:`~methods.weights.Loading`; default: the resolver's
+    search order) by :func:`methods.weights.resolve_files` (``weights`` folder, ``weights_dir`` /
     ``$HARNESS_WEIGHTS``, cache, download unless offline). Missing, with ``init`` None/"pretrained", raises
     :class:`~metrics.perceptual.MetricUnavailable` (its message names the file, its URL and where to put it).
     ``init="random"``: a local file is still used, a download is tried only with ``download=True``, and otherwise
@@ -135,13 +129,14 @@ def load_vgg(
 
     Provenance: ``{"file", "pretrained", "path", "sha256", "source", "verified", "seed", "flag"}``.
     """
-    if init not in (None, "pretrained", "random"):
-        raise ValueError(f"init must be None, 'pretrained' or 'random'; got {init!r}")
-    encoder = VGGEncoder()
+    loading = loading or Loading()
+    if loading.init not in (None, "pretrained", "random"):
+        raise ValueError(f"init must be None, 'pretrained' or 'random'; got {loading.init!r}")
+    encoder, seed = VGGEncoder(), loading.seed
     provenance: dict[str, Any] = {"file": VGG_WEIGHTS.filename, "pretrained": False, "path": None, "sha256": None,
                                   "source": None, "verified": None, "seed": None, "flag": ""}
     try:
-        resolved = resolve_for_init(VGG_WEIGHTS, init, weights=weights, weights_dir=weights_dir, download=download)
+        resolved = resolve_for_init(VGG_WEIGHTS, loading)
     except MissingWeightsError as exc:
         raise MetricUnavailable(f"content/style losses need the VGG encoder: {exc}", missing=exc.missing) from exc
     if resolved is None:
@@ -152,7 +147,7 @@ def load_vgg(
         provenance.update(pretrained=True, path=str(resolved.path), sha256=resolved.sha256,
                           source=resolved.source, verified=resolved.verified)
     encoder.eval().requires_grad_(False)
-    return encoder.to(device), provenance
+    return encoder.to(loading.device), provenance
 
 
 def _encoder_device(encoder: Encoder) -> torch.device:
@@ -361,6 +356,8 @@ class _FeatureMetric(Metric):
         elif encoder is not None and encoder is not cache.encoder:
             raise ValueError("encoder and cache.encoder differ: share ONE encoder between the metrics")
         self.cache = cache
+        if isinstance(cache.encoder, nn.Module):
+            self.encoder = cache.encoder  # a sub-module: ``metric.to(device)`` moves it
         self.settings = ContentStyleConfig.from_variant(
             variant,
             content_layers=tuple(content_layers) if content_layers is not None else None,
@@ -450,12 +447,9 @@ class ContentStyleLoss:
         self.metrics: tuple[ContentLoss, StyleLoss] = (self.content, self.style)
 
     @classmethod
-    def from_weights(
-        cls, weights_dir=None, init: str | None = None, device: str | torch.device = "cpu", *, weights=None,
-        seed: int = 0, download: bool | None = None, **settings: Any,
-    ) -> ContentStyleLoss:
+    def from_weights(cls, loading: Loading | None = None, **settings: Any) -> ContentStyleLoss:
         """Load the encoder with :func:`load_vgg` and build the metric; its provenance goes into :meth:`config`."""
-        encoder, provenance = load_vgg(weights_dir, init, device, weights=weights, seed=seed, download=download)
+        encoder, provenance = load_vgg(loading)
         return cls(encoder, encoder_provenance=provenance, **settings)
 
     @property

@@ -6,7 +6,7 @@ default here (``net="vgg"`` for VGG-16). Images in [0, 1] are mapped to [-1, 1] 
 Where the weights come from:
 
 * the backbone is torchvision's ImageNet network (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``), found or
-  downloaded by the project's resolver (:mod:`methods.weights`: ``--weights-dir`` / ``$HARNESS_WEIGHTS`` / cache /
+  downloaded by the project's resolver (:mod:`methods.weights`: ``weights_dir`` / ``$HARNESS_WEIGHTS`` / cache /
   download unless offline; the 8 hex digits in torchvision's file names are a sha256 prefix and are verified). The
   LPIPS network is built with a random backbone (``pnet_rand=True``, so torchvision downloads nothing) and the file's
   ``features.N.*`` tensors are then loaded into LPIPS' slices, strictly (every backbone tensor, nothing left over;
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from methods.base import InputError
+from methods.errors import InputError
 from methods.weights import (
+    Loading,
     MissingWeightsError,
     check_state_dict,
     StateDictMismatchError,
@@ -41,7 +41,7 @@ from methods.weights import (
     sha256_file,
 )
 
-from .base import Metric, check_triplet
+from .base import Metric, MetricUnavailable, check_triplet
 
 __all__ = [
     "LPIPS",
@@ -76,16 +76,6 @@ LPIPS_MIN_SIDE: dict[str, int] = {"alex": 31, "vgg": 16}
 
 _ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
 _SLICE_KEY = re.compile(r"^slice\d+\.(\d+)\.(.+)$")
-
-
-class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed here (e.g. missing weights offline). ``reason`` is one line saying what is missing,
-    where to get it and where to put it; runners report ``unavailable: <reason>`` instead of a value."""
-
-    def __init__(self, reason: str, *, missing: Iterable[WeightFile] = ()) -> None:
-        self.reason = " ".join(str(reason).split())
-        self.missing = list(missing)
-        super().__init__(self.reason)
 
 
 def _net_name(net: str) -> str:
@@ -152,27 +142,20 @@ def _check_heads(model: nn.Module, path: Path) -> None:
         raise WeightsError(f"LPIPS linear heads were not loaded from {path} (keys {wrong[:5] or lins[:5]})")
 
 
-def load_lpips(
-    net: str = "alex",
-    *,
-    weights=None,
-    weights_dir=None,
-    init: str | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    download: bool | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
+def load_lpips(net: str = "alex", loading: Loading | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """An ``lpips.LPIPS`` v0.1 model (eval, frozen, on ``device``) and its provenance.
 
-    The backbone file is resolved like every weight (``weights`` folder, ``weights_dir`` / ``$HARNESS_WEIGHTS``, cache,
+    The backbone file is resolved through ``loading`` like every weight (``weights`` folder, ``weights_dir`` / ``$HARNESS_WEIGHTS``, cache,
     download unless ``download=False`` or ``$HARNESS_OFFLINE``). Missing → :class:`MetricUnavailable`, unless
     ``init="random"``: then a local file is still used (a download only with ``download=True``), else the backbone is
     seeded-random and flagged ``pretrained: False`` (values meaningless). A file that does not fit raises
     :class:`~methods.weights.StateDictMismatchError`.
     """
     net = _net_name(net)
-    if init not in (None, "pretrained", "random"):
-        raise ValueError(f"init must be None, 'pretrained' or 'random'; got {init!r}")
+    loading = loading or Loading()
+    seed = loading.seed
+    if loading.init not in (None, "pretrained", "random"):
+        raise ValueError(f"init must be None, 'pretrained' or 'random'; got {loading.init!r}")
     spec = LPIPS_BACKBONES[net]
     heads = _heads_path(net)
     if not heads.is_file():
@@ -181,7 +164,7 @@ def load_lpips(
             "reinstall it (pip install --force-reinstall lpips==0.1.4)"
         )
     try:
-        resolved = resolve_for_init(spec, init, weights=weights, weights_dir=weights_dir, download=download)
+        resolved = resolve_for_init(spec, loading)
     except MissingWeightsError as exc:
         raise MetricUnavailable(
             f"LPIPS ({net}) needs torchvision's backbone {spec.filename} ({spec.description}): {exc} "
@@ -210,7 +193,7 @@ def load_lpips(
         "seed": None if pretrained else seed,
         "flag": "" if pretrained else f"RANDOM LPIPS BACKBONE (seed {seed}; LPIPS values are meaningless)",
     }
-    return model.to(device), provenance
+    return model.to(loading.device), provenance
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -241,7 +224,7 @@ def lpips_distance(output: Tensor, content: Tensor, model: nn.Module) -> Tensor:
 class LPIPS(Metric):
     """LPIPS between each output and its content image (lower = closer to the content), per image.
 
-    Build from the resolver (``LPIPS(net="alex", weights_dir=..., init=None, device=...)``; may raise
+    Build from the resolver (``LPIPS("alex", loading=Loading(weights_dir=..., device=...))``; may raise
     :class:`MetricUnavailable`) or wrap a ready ``lpips.LPIPS`` (``LPIPS(model=...)``).
     """
 
@@ -253,18 +236,11 @@ class LPIPS(Metric):
         net: str = "alex",
         *,
         model: nn.Module | None = None,
-        weights=None,
-        weights_dir=None,
-        init: str | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        download: bool | None = None,
+        loading: Loading | None = None,
     ) -> None:
         super().__init__()
         if model is None:
-            model, provenance = load_lpips(
-                net, weights=weights, weights_dir=weights_dir, init=init, device=device, seed=seed, download=download
-            )
+            model, provenance = load_lpips(net, loading)
         else:
             net = _ALIASES.get(str(getattr(model, "pnet_type", net)).lower(), net)
             provenance = {"net": net, "version": getattr(model, "version", None), "provided": True}

@@ -2,24 +2,21 @@
 
 A votes file is a CSV with the header ``participant,group,question,method``: one row per answer, where ``group`` is
 the comparison shown (e.g. the content × style pair), ``question`` is one of ``content``, ``style`` or ``overall``
-and ``method`` is the method the participant chose. :func:`read_votes` validates it row by row (bad rows are
-reported with their line number and left out), :func:`tally` gives each method's share of the votes per question
+and ``method`` is the method the participant chose. :func:`harness.io.read_votes` reads the file and
+:func:`votes_frame` validates it row by row (bad rows are reported with their line number and left out), :func:`tally` gives each method's share of the votes per question
 with a Wilson score interval, :func:`chi_square_uniform` tests each question against a uniform split and
 :func:`pairwise_binomial` compares every pair of methods with an exact binomial test (Holm-adjusted per question).
 
 Method order: the ``methods`` argument when given (names matched case-insensitively and reported in its
 spelling); otherwise the order of first appearance in the votes. Question order: content, style, overall, then any
-other question in order of appearance (only :func:`read_votes` rejects unknown questions).
+other question in order of appearance (only :func:`votes_frame` rejects unknown questions).
 """
 from __future__ import annotations
 
-import csv
 import math
-import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,26 +27,20 @@ __all__ = [
     "QUESTIONS",
     "PreferenceTally",
     "VoteProblem",
-    "VotesError",
     "chi_square_uniform",
     "holm_adjust",
     "pairwise_binomial",
-    "read_votes",
     "tally",
+    "votes_frame",
     "wilson_interval",
 ]
 
 COLUMNS: tuple[str, ...] = ("participant", "group", "question", "method")
 QUESTIONS: tuple[str, ...] = ("content", "style", "overall")
-_HEADER = ",".join(COLUMNS)
 
 TALLY_COLUMNS = ["question", "method", "votes", "total", "share", "ci_low", "ci_high"]
 CHI2_COLUMNS = ["question", "methods", "total", "statistic", "dof", "p_value"]
 PAIR_COLUMNS = ["question", "method_a", "method_b", "votes_a", "votes_b", "n", "p_value", "p_holm"]
-
-
-class VotesError(ValueError):
-    """A votes file that cannot be read at all (missing, empty, wrong header); one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -84,94 +75,57 @@ def _method_lookup(methods: Sequence[str] | None) -> dict[str, str] | None:
     return lookup
 
 
-def read_votes(path: str | os.PathLike, methods: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[VoteProblem]]:
-    """Read and validate a votes CSV; return ``(votes, problems)``.
+def _check_vote(line: int, fields: Sequence[str], lookup: dict[str, str] | None) -> VoteProblem | dict:
+    """One row's vote as a record, or the :class:`VoteProblem` that rejects it (duplicates are checked by the
+    caller)."""
+    if len(fields) != len(COLUMNS):
+        return VoteProblem(line, f"expected {len(COLUMNS)} fields, found {len(fields)}")
+    participant, group, question, method = (str(v).strip() for v in fields)
+    missing = [c for c, v in zip(COLUMNS, (participant, group, question, method)) if not v]
+    if missing:
+        return VoteProblem(line, f"missing {', '.join(missing)}")
+    if question.casefold() not in QUESTIONS:
+        return VoteProblem(line, f"unknown question {question!r} (expected one of {', '.join(QUESTIONS)})")
+    if lookup is not None:
+        if method.casefold() not in lookup:
+            return VoteProblem(line, f"unknown method {method!r} (expected one of {', '.join(lookup.values())})")
+        method = lookup[method.casefold()]
+    return {"participant": participant, "group": group, "question": question.casefold(), "method": method,
+            "line": line}
+
+
+def votes_frame(
+    rows: Iterable[tuple[int, Sequence[str]]], methods: Sequence[str] | None = None, source: str = ""
+) -> tuple[pd.DataFrame, list[VoteProblem]]:
+    """Validate vote rows — ``(line, (participant, group, question, method))``, e.g. from
+    :func:`harness.io.read_votes` — and return ``(votes, problems)``.
 
     ``votes`` has the columns ``participant, group, question, method, line`` (all strings but ``line``, the 1-based
-    line of the row in the file), with questions lower-cased and — when ``methods`` is given — methods in the
+    line of the row in its file), with questions lower-cased and — when ``methods`` is given — methods in the
     spelling of ``methods`` (``votes.attrs["methods"]`` keeps that list so that :func:`tally` lists methods without
     votes too). Rows with missing fields, a wrong number of fields, an unknown question, an unknown method (only
     checked when ``methods`` is given, ignoring case) or a repeated (participant, group, question) — the first vote
-    counts — are left out and reported as :class:`VoteProblem`. Blank lines are skipped.
-
-    Raises :class:`VotesError` (a ``ValueError``) when the file is missing or unreadable, empty, or its header is
-    not ``participant,group,question,method`` (column order and case are free; no column may be missing or extra).
+    counts — are left out and reported as :class:`VoteProblem`.
     """
-    path = Path(path)
     lookup = _method_lookup(methods)
-    expected = f"expected the header {_HEADER!r}"
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise VotesError(f"{path}: votes file not found ({expected})") from None
-    except OSError as exc:
-        raise VotesError(f"{path}: cannot read the votes file: {exc.strerror or exc} ({expected})") from None
-
     records: list[dict] = []
     problems: list[VoteProblem] = []
-    with handle:
-        reader = csv.reader(handle)
-        header: list[str] | None = None
-        order: list[int] = []
-        seen: dict[tuple[str, str, str], int] = {}
-        previous_end = 0
-        try:
-            for row in reader:
-                line, previous_end = previous_end + 1, reader.line_num
-                if not row or (len(row) == 1 and not row[0].strip()):  # blank line
-                    continue
-                if header is None:
-                    header = [c.strip().casefold() for c in row]
-                    if sorted(header) != sorted(COLUMNS) or len(set(header)) != len(header):
-                        found = ",".join(c.strip() for c in row)
-                        raise VotesError(f"{path}: {expected}, found {found!r}")
-                    order = [header.index(c) for c in COLUMNS]
-                    continue
-                if len(row) != len(COLUMNS):
-                    problems.append(VoteProblem(line, f"expected {len(COLUMNS)} fields, found {len(row)}"))
-                    continue
-                participant, group, question, method = (row[i].strip() for i in order)
-                missing = [c for c, v in zip(COLUMNS, (participant, group, question, method)) if not v]
-                if missing:
-                    problems.append(VoteProblem(line, f"missing {', '.join(missing)}"))
-                    continue
-                if question.casefold() not in QUESTIONS:
-                    problems.append(
-                        VoteProblem(line, f"unknown question {question!r} (expected one of {', '.join(QUESTIONS)})")
-                    )
-                    continue
-                question = question.casefold()
-                if lookup is not None:
-                    canonical = lookup.get(method.casefold())
-                    if canonical is None:
-                        known = ", ".join(lookup.values())
-                        problems.append(VoteProblem(line, f"unknown method {method!r} (expected one of {known})"))
-                        continue
-                    method = canonical
-                key = (participant, group, question)
-                if key in seen:
-                    problems.append(
-                        VoteProblem(
-                            line,
-                            f"duplicate vote: participant {participant!r} already answered {question!r} for group "
-                            f"{group!r} on line {seen[key]}",
-                        )
-                    )
-                    continue
-                seen[key] = line
-                records.append(
-                    {"participant": participant, "group": group, "question": question, "method": method, "line": line}
-                )
-        except UnicodeDecodeError as exc:
-            raise VotesError(f"{path}: not a UTF-8 text file ({exc.reason}) ({expected})") from None
-        except csv.Error as exc:
-            raise VotesError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
-    if header is None:
-        raise VotesError(f"{path}: the votes file is empty ({expected})")
-
+    seen: dict[tuple[str, str, str], int] = {}
+    for line, fields in rows:
+        vote = _check_vote(line, fields, lookup)
+        if isinstance(vote, VoteProblem):
+            problems.append(vote)
+            continue
+        key = (vote["participant"], vote["group"], vote["question"])
+        if key in seen:
+            problems.append(VoteProblem(line, f"duplicate vote: participant {key[0]!r} already answered {key[2]!r} "
+                                              f"for group {key[1]!r} on line {seen[key]}"))
+            continue
+        seen[key] = line
+        records.append(vote)
     votes = pd.DataFrame.from_records(records, columns=[*COLUMNS, "line"])
     votes["line"] = votes["line"].astype("int64")
-    votes.attrs["source"] = str(path)
+    votes.attrs["source"] = source
     if lookup is not None:
         votes.attrs["methods"] = list(lookup.values())
     return votes, problems
@@ -223,7 +177,7 @@ def _check_votes(votes: pd.DataFrame) -> None:
         raise TypeError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     missing = [c for c in ("question", "method") if c not in votes.columns]
     if missing:
-        raise ValueError(f"votes lack the column(s) {', '.join(missing)} (expected {_HEADER})")
+        raise ValueError(f"votes lack the column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
     if votes["question"].isna().any() or votes["method"].isna().any():
         raise ValueError("votes contain missing questions or methods (read them with read_votes)")
 

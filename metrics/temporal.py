@@ -44,102 +44,34 @@ The scale of the paper's Table 3 numbers (2.5–8.5) is not stated; it is *not* 
 """
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import InputError
+from methods.errors import InputError
 
 from .base import Summary, summarize
 
 __all__ = [
-    "FLO_TAG",
     "FLOW_BACKENDS",
-    "FlowFileError",
     "OcclusionConfig",
     "WarpingError",
     "backward_warp",
     "estimate_flow",
+    "flow_to_array",
     "flow_to_tensor",
     "motion_boundaries",
-    "read_flo",
     "reliability_mask",
     "resize_flow",
     "warping_error",
-    "write_flo",
 ]
-
-FLO_TAG = 202021.25
-"""The float32 magic number that opens a Middlebury ``.flo`` file (the bytes ``PIEH``)."""
 
 FLOW_BACKENDS = ("dis", "farneback")
 """Optical-flow estimators of :func:`estimate_flow` (OpenCV): DIS (preset MEDIUM) and Farnebäck."""
-
-
-class FlowFileError(InputError):
-    """A missing, truncated or malformed ``.flo`` file, or a flow of the wrong shape; one line naming the file."""
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# .flo files (Middlebury format)
-# ----------------------------------------------------------------------------------------------------------------------
-def read_flo(path: str | os.PathLike) -> np.ndarray:
-    """Read a Middlebury ``.flo`` file → ``(H, W, 2)`` float32 array (``[..., 0]`` = u, ``[..., 1]`` = v).
-
-    Layout (little-endian): float32 tag 202021.25, int32 width, int32 height, then ``H·W`` interleaved float32
-    ``(u, v)`` pairs in row-major order. Raises :class:`FlowFileError` (one line naming the file) when the file is
-    missing, has a wrong tag, non-positive size or a byte count other than ``12 + 8·W·H``.
-    """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise FlowFileError(f"{p}: no such flow file") from None
-    except IsADirectoryError:
-        raise FlowFileError(f"{p}: is a folder, not a .flo file") from None
-    except OSError as exc:
-        raise FlowFileError(f"{p}: cannot read the flow file ({exc.strerror or exc})") from None
-    if len(data) < 12:
-        raise FlowFileError(f"{p}: not a .flo file (only {len(data)} bytes, the header alone has 12)")
-    tag = float(np.frombuffer(data[:4], "<f4")[0])
-    width, height = (int(v) for v in np.frombuffer(data[4:12], "<i4"))
-    if tag != FLO_TAG:
-        raise FlowFileError(f"{p}: not a .flo file (tag {tag!r}, expected {FLO_TAG})")
-    if width < 1 or height < 1:
-        raise FlowFileError(f"{p}: bad .flo size {width}x{height}")
-    expected = 12 + 8 * width * height
-    if len(data) != expected:
-        raise FlowFileError(f"{p}: truncated or corrupt .flo file ({len(data)} bytes, {width}x{height} needs {expected})")
-    return np.frombuffer(data[12:], "<f4").reshape(height, width, 2).astype(np.float32)
-
-
-def write_flo(path: str | os.PathLike, flow: np.ndarray | Tensor) -> Path:
-    """Write ``flow`` — ``(H, W, 2)`` array or ``(2, H, W)`` / ``(1, 2, H, W)`` tensor — as a ``.flo`` file, atomically
-    (temporary file + :func:`os.replace`); the parent folder is created. Returns the path."""
-    array = flow_to_array(flow)
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    height, width = array.shape[:2]
-    payload = (
-        np.array([FLO_TAG], "<f4").tobytes()
-        + np.array([width, height], "<i4").tobytes()
-        + np.ascontiguousarray(array, dtype="<f4").tobytes()
-    )
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
 
 
 def flow_to_array(flow: np.ndarray | Tensor) -> np.ndarray:
@@ -150,11 +82,11 @@ def flow_to_array(flow: np.ndarray | Tensor) -> np.ndarray:
         if t.dim() == 4 and t.shape[0] == 1:
             t = t[0]
         if t.dim() != 3 or t.shape[0] != 2:
-            raise FlowFileError(f"flow tensor must have shape (2, H, W) or (1, 2, H, W), got {tuple(flow.shape)}")
+            raise InputError(f"flow tensor must have shape (2, H, W) or (1, 2, H, W), got {tuple(flow.shape)}")
         return t.permute(1, 2, 0).contiguous().numpy()
     array = np.asarray(flow, dtype=np.float32)
     if array.ndim != 3 or array.shape[2] != 2:
-        raise FlowFileError(f"flow array must have shape (H, W, 2), got {array.shape}")
+        raise InputError(f"flow array must have shape (H, W, 2), got {array.shape}")
     return array
 
 

@@ -28,11 +28,13 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
+from torch.utils import flop_counter as _flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
     "TimingResult",
     "count_flops",
+    "flop_counter",
     "measure_latency",
     "percentile",
     "time_method",
@@ -173,6 +175,26 @@ def measure_latency(
     )
 
 
+def _missing_attention_formulas() -> dict[Any, Callable[..., int]]:
+    """SDPA kernels without a FLOP formula in this torch (the CPU flash kernel has none before torch 2.15), counted
+    with torch's own SDPA formula (its two matmuls: 2·B·H·L·S·(d + e) FLOPs)."""
+    aten = torch.ops.aten
+    kernels = [getattr(aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",)]
+    return {k: _sdpa_formula for k in kernels
+            if k is not None and k not in _flop_counter.flop_registry and k.default not in _flop_counter.flop_registry}
+
+
+def _sdpa_formula(query_shape, key_shape, value_shape, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """FLOPs of one SDPA call from its input shapes (FlopCounterMode passes shapes): torch's own count."""
+    return _flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def flop_counter() -> FlopCounterMode:
+    """A ``FlopCounterMode`` (no display) that also counts the SDPA kernels this torch has no formula for, so that
+    attention FLOPs do not silently count as 0 on the CPU."""
+    return FlopCounterMode(display=False, custom_mapping=_missing_attention_formulas())
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of one call of ``fn()`` counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
@@ -181,7 +203,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
     number is a lower bound dominated by the convolutions and attention matmuls (``scaled_dot_product_attention`` is
     counted as its two matmuls).
     """
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         fn()
     return int(counter.get_total_flops())
 

@@ -264,7 +264,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch, real):
     def boom(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "create_method", boom)
+    monkeypatch.setattr(cli.common, "load_method", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         main([str(a) for a in stylize_argv(real, "--init", "random")])
 

@@ -232,7 +232,7 @@ def test_resume_skips_done_cells(tiny_sweep, monkeypatch):
     def no_run(*_args, **_kwargs):
         raise AssertionError("a done cell was run again")
 
-    monkeypatch.setattr(cx, "run_cell", no_run)
+    monkeypatch.setattr(cx.sweep, "run_cell", no_run)
     again = run_complexity(config)
     assert json.loads((config.out / "complexity.json").read_text())["cells"]["kept"] == 4
     assert again.sort_values(["method", "size"])["latency_ms"].tolist() == \
@@ -248,7 +248,7 @@ def test_memory_cap_records_oom_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert df.loc[512, "status"] == "oom" and df.loc[512, "note"].startswith("skipped: a smaller size (256)")
     assert math.isnan(df.loc[256, "latency_ms"])
     calls = []
-    monkeypatch.setattr(cx, "run_cell", lambda *a, **k: calls.append(a) or {"status": "ok"})
+    monkeypatch.setattr(cx.sweep, "run_cell", lambda *a, **k: calls.append(a) or {"status": "ok"})
     resumed = run_complexity(config).set_index("size")  # 64 and 256 are done; the skipped 512 is re-derived
     assert calls == [] and resumed.loc[512, "status"] == "oom"
     assert json.loads((tmp_path / "complexity.json").read_text())["cells"] == {"computed": 0, "kept": 2, "skipped": 1}
@@ -273,7 +273,7 @@ def test_max_seconds_records_timeout(tmp_path):
     ({"method_options": {"adain": {}}}, ComplexityError, "not in the sweep"),
 ])
 def test_bad_config_is_one_line_before_any_work(tmp_path, monkeypatch, changes, error, match):
-    monkeypatch.setattr(cx, "run_cell", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(cx.sweep, "run_cell", lambda *a, **k: pytest.fail("work started"))
     config = ComplexityConfig(**{"methods": ["styA2K"], "sizes": [64], "out": tmp_path / "out", **FAST, **changes})
     with pytest.raises(error, match=match) as info:
         run_complexity(config)

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import harness
-from methods import InputError, OptionError, UnknownMethodError, get_method_info, reload_plugins, save_checkpoint
+from harness.io import save_checkpoint
+from methods import InputError, OptionError, UnknownMethodError, get_method_info, reload_plugins, unregister_method
 from methods.a2k import A2KAttention
 from methods.vgg import TAP_DOWNSAMPLING, VGGEncoder, feature_size, map_vgg_r31_state_dict
 from methods.weights import MissingWeightsError, StateDictMismatchError, WeightsError, load_into, load_state_dict
@@ -153,8 +154,7 @@ def test_plugin_through_entry_point(tmp_path, monkeypatch):
         assert out.shape == (1, 3, 20, 24)
     finally:
         sys.modules.pop("tiny_plugin", None)
-        from methods import registry
-        registry._REGISTRY.pop("tiny-identity", None)
+        unregister_method("tiny-identity")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -233,9 +233,9 @@ def test_missing_weights_error_lists_everything(tmp_path):
         harness.create_method("styA2K", weights=tmp_path)
     message = str(err.value)
     for name in ("latest_net_A2K.pth", "latest_net_transform.pth", "latest_net_decoder.pth", "vgg_normalised.pth",
-                 "raw.githubusercontent.com/LearningHx/StyA2K", "--init random"):
+                 "raw.githubusercontent.com/LearningHx/StyA2K", 'init="random"'):
         assert name in message
-    with pytest.raises(WeightsError, match="no official weights.*harness train.*--init random"):
+    with pytest.raises(WeightsError, match='no official weights.*harness.train.*init="random"'):
         harness.create_method("all2all")
 
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from methods.base import InputError
+from methods import Loading
+from methods.errors import InputError
 from methods.vgg import TAP_NAMES, VGGEncoder
 from methods.weights import (
     ChecksumError,
@@ -242,7 +243,7 @@ def test_input_validation_names_expected_shape_and_range():
 # Content / style: the real encoder through the resolver
 # ----------------------------------------------------------------------------------------------------------------------
 def test_random_vgg_end_to_end_is_flagged_and_downloads_nothing(no_network):
-    encoder, provenance = load_vgg(init="random")
+    encoder, provenance = load_vgg(Loading(init="random"))
     assert provenance["pretrained"] is False and "RANDOM" in provenance["flag"] and provenance["seed"] == 0
     assert not cache_dir().exists() or not any(cache_dir().rglob("*"))
     metric = ContentStyleLoss(encoder, encoder_provenance=provenance)
@@ -254,7 +255,7 @@ def test_random_vgg_end_to_end_is_flagged_and_downloads_nothing(no_network):
     assert same["content_loss"].tolist() == [0.0, 0.0] and same["style_loss"].tolist() == [0.0, 0.0]
     assert metric.config()["content_loss"]["encoder"]["pretrained"] is False
     # seeded: the same encoder again
-    again, _ = load_vgg(init="random")
+    again, _ = load_vgg(Loading(init="random"))
     assert all(torch.equal(a, b) for a, b in zip(encoder.state_dict().values(), again.state_dict().values()))
     with pytest.raises(InputError, match="relu5_1"):
         metric.update(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
@@ -271,11 +272,11 @@ def test_local_vgg_file_is_loaded(tmp_path):
     reference = VGGEncoder()
     reference.reset_random(torch.Generator().manual_seed(7))
     torch.save(reference.layers.state_dict(), tmp_path / "vgg_normalised.pth")
-    encoder, provenance = load_vgg(tmp_path)
+    encoder, provenance = load_vgg(Loading(weights_dir=tmp_path))
     assert provenance["pretrained"] is True and provenance["source"] == "weights_dir" and provenance["flag"] == ""
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), encoder.state_dict().values()))
     # init="random" still prefers the local file
-    assert load_vgg(tmp_path, init="random")[1]["pretrained"] is True
+    assert load_vgg(Loading(weights_dir=tmp_path, init="random"))[1]["pretrained"] is True
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -300,7 +301,7 @@ def test_lpips_offline_without_backbone_is_unavailable(no_network):
     with pytest.raises(MetricUnavailable) as info:
         LPIPS()
     message = str(info.value)
-    assert ALEX_FILE in message and ALEX_URL in message and "--weights-dir" in message
+    assert ALEX_FILE in message and ALEX_URL in message and "weights_dir=DIR" in message
     with pytest.raises(MetricUnavailable, match=VGG16_FILE) as info:
         LPIPS(net="vgg")
     assert VGG16_URL in str(info.value)
@@ -310,7 +311,7 @@ def test_lpips_offline_without_backbone_is_unavailable(no_network):
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # lpips 0.1.4 → torchvision
 def test_lpips_with_torchvision_layout_backbone(alex_dir, alex_state):
     with pytest.warns(UserWarning, match="does not match the official"):  # synthetic file: sha256 prefix differs
-        metric = LPIPS(weights_dir=alex_dir)
+        metric = LPIPS(loading=Loading(weights_dir=alex_dir))
     assert metric.name == "lpips" and metric.higher_is_better is False and metric.pretrained
     assert metric.config()["weights"]["backbone"]["verified"] is False
     for index, slice_name in ALEX_CONVS.items():
@@ -341,7 +342,7 @@ def test_lpips_with_torchvision_layout_backbone(alex_dir, alex_state):
 
 
 def test_lpips_backbone_loading_is_strict(alex_state):
-    model, provenance = load_lpips(init="random")
+    model, provenance = load_lpips(loading=Loading(init="random"))
     assert provenance["pretrained"] is False and "RANDOM" in provenance["flag"]
     incomplete = {k: v for k, v in alex_state.items() if k != "features.10.bias"}
     with pytest.raises(StateDictMismatchError, match="features.10.bias"):
@@ -356,7 +357,7 @@ def test_lpips_backbone_loading_is_strict(alex_state):
 
 def test_lpips_input_validation(alex_dir):
     with pytest.warns(UserWarning):
-        metric = LPIPS(weights_dir=alex_dir)
+        metric = LPIPS(loading=Loading(weights_dir=alex_dir))
     good = torch.rand(1, 3, 32, 32)
     with pytest.raises(InputError, match=r"\(B, 3, H, W\)"):
         metric.update(torch.rand(1, 4, 32, 32), good, good)

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from harness.errors import VotesError
+from harness.io import read_votes
 from metrics.preference import (
     PreferenceTally,
     VoteProblem,
-    VotesError,
     chi_square_uniform,
     holm_adjust,
     pairwise_binomial,
-    read_votes,
     tally,
     wilson_interval,
 )

@@ -8,7 +8,9 @@ import shutil
 import pytest
 
 from harness.images import ImageError
-from harness.run import RunConfig, RunError, execute_run, merge_shards, resolve_pairs, write_run_tables
+from harness.errors import RunError
+from harness.run import RunConfig, execute_run, resolve_pairs
+from harness.rundir import merge_shards, write_run_tables
 from methods import UnknownMethodError
 
 from .conftest import shared_asset
@@ -84,7 +86,7 @@ def test_shards_merge_to_the_full_run(tmp_path, eval_images):
     for i in range(3):
         execute_run(config(out, *eval_images, methods=["adain"], metrics=["style_loss"], shard=(i, 3)))
     assert not (out / "metrics.csv").exists()
-    with pytest.raises(RunError, match="harness merge"):
+    with pytest.raises(RunError, match="merge_shards"):
         write_run_tables([out])
     assert merge_shards(out)["metrics"] == 4
     full = tmp_path / "full"
@@ -132,11 +134,11 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
     """The runner caches content features and style statistics per image; values equal the plain metric objects."""
     import torch
 
-    from harness.run import build_metrics
+    from methods import Loading
+    from metrics.collection import build_metrics
     from metrics.content_style import ContentStyleLoss
 
-    suite = build_metrics(RunConfig(methods=["adain"], out=tmp_path, init="random",
-                                    metrics=["content_loss", "style_loss"]))
+    suite = build_metrics(["content_loss", "style_loss"], Loading(init="random"))
     reference = ContentStyleLoss(suite.content_style.cache.encoder)
     torch.manual_seed(0)
     content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
@@ -145,4 +147,4 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
         got = suite.update(output, content, style, [("c1", "s1"), ("c2", "s2")])
         expected = reference.update(output, content, style)
         for name in ("content_loss", "style_loss"):
-            assert got[name] == pytest.approx(expected[name].tolist(), rel=1e-6)
+            assert got[name] == pytest.approx(expected[name].tolist(), rel=1e-5)  # batch 1 vs 2: other conv kernels

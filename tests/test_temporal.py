@@ -8,20 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
+from harness.errors import FlowFileError
+from harness.io import FLO_TAG, read_flo, write_flo
 from metrics.temporal import (
-    FLO_TAG,
-    FlowFileError,
     OcclusionConfig,
     WarpingError,
     backward_warp,
     estimate_flow,
     flow_to_tensor,
     motion_boundaries,
-    read_flo,
     reliability_mask,
     resize_flow,
     warping_error,
-    write_flo,
 )
 
 from .conftest import shared_asset

@@ -22,11 +22,11 @@ from PIL import Image
 from harness import create_method
 from harness.cli import main
 from harness.data import PairSchedule, Preprocess, list_training_images
-from harness.errors import CLIError
+from harness.errors import ConfigError
 from harness.train import STATE_NAME, TrainConfig, TrainingDivergedError, lr_at, train
 from methods import load_checkpoint
 from methods.recipes import ADAIN_RECIPE, STYA2K_RECIPE, TrainingRecipe
-from methods.registry import CHECKPOINT_NAME
+from methods import CHECKPOINT_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = Path(__file__).resolve().parents[2] / "shared/assets/images/train"
@@ -370,7 +370,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the arguments were checked")
 
-    monkeypatch.setattr("harness.train.create_method", refuse)
+    monkeypatch.setattr("harness.train.loop.create_method", refuse)
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -462,7 +462,7 @@ def test_existing_run_needs_resume(data, tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "train", "--out", out, "--resume", "--steps", "2")
     assert code == 0, err
     assert "2/2 steps (1 in this run" in stdout
-    with pytest.raises(CLIError, match="already done 2 steps"):
+    with pytest.raises(ConfigError, match="already done 2 steps"):
         train(TrainConfig(method=None, content_dir=None, style_dir=None, out=out, resume=True, steps=1))
 
 
@@ -471,4 +471,4 @@ def test_training_image_listing(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "deep" / "x.webp")
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "y.ppm")
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "z.tif")  # not a training suffix
-    assert [p.name for p in list_training_images(tmp_path / "a", "--content-dir")] == ["x.webp", "y.ppm"]
+    assert [p.name for p in list_training_images(tmp_path / "a", "content_dir")] == ["x.webp", "y.ppm"]

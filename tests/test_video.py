@@ -12,18 +12,10 @@ from PIL import Image
 from harness.cli import main
 from harness.images import ImageError
 from harness.tables import MetricSpec
-from harness.video import (
-    FLOOR_LABEL,
-    VideoConfig,
-    VideoError,
-    check_frame_sequence,
-    clip_name,
-    read_clip,
-    write_preview,
-    write_temporal_tables,
-)
+from harness.errors import VideoError
+from harness.io import check_frame_sequence, clip_name, read_clip, write_flo, write_preview
+from harness.video import FLOOR_LABEL, VideoConfig, write_temporal_tables
 from methods import InputError, create_method
-from metrics.temporal import write_flo
 
 from .conftest import shared_asset
 

@@ -137,7 +137,7 @@ def test_offline_missing_lists_everything(env, monkeypatch, tmp_path):
     assert "\n" not in msg
     for part in ("w.pth", src.as_uri(), "latest_net_A2K.pth", A2K_URL, "private.pth", "no public source",
                  str(tmp_path / "explicit"), str(env["env"]), str(env["cache"]),
-                 "--weights-dir", ENV_WEIGHTS, "--init random"):
+                 "weights_dir=DIR", ENV_WEIGHTS, 'init="random"'):
         assert part in msg, part
     assert [s.filename for s in info.value.missing] == ["w.pth", "latest_net_A2K.pth", "private.pth"]
     assert not (env["cache"] / "w.pth").exists()

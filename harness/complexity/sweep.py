@@ -1,0 +1,196 @@
+"""The sweep: every (method, size, dtype) cell in its own worker, resumable, then slopes, ratios, tables and plots."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import os
+from datetime import datetime, timezone
+
+from tqdm import tqdm
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..environment import device_name, git_commit, machine_info, versions
+from ..errors import ComplexityError
+from ..figures.charts import plot_complexity
+from .config import COLUMNS, DONE_STATUSES, KEY, PRIME_SIZE, SKIPPED, ComplexityConfig, _one_line, check_config
+from .layers import _eq15_columns, eq15_table
+from .measure import Cell
+from .report import write_summary
+from .worker import run_cell
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, int, str, str]:
+    return (str(row["method"]), int(row["size"]), str(row["dtype"]), str(row["device"]))
+
+
+def _is_done(row: Mapping[str, Any]) -> bool:
+    note = row.get("note")
+    note = "" if note is None or (isinstance(note, float) and math.isnan(note)) else str(note)
+    return str(row.get("status")) in DONE_STATUSES and not note.startswith(SKIPPED)
+
+
+def _read_rows(path: Path) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+    if not path.exists():
+        return {}
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ComplexityError(f"{path}: unreadable complexity table ({_one_line(exc)}); remove it") from None
+    missing = [c for c in KEY + ("status",) if c not in frame.columns]
+    if missing:
+        raise ComplexityError(f"{path}: not a complexity table (missing columns {', '.join(missing)})")
+    return {_key(r): r for r in frame.to_dict("records")}
+
+
+def _frame(rows: Mapping[Any, Mapping[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows.values()))
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    return frame[COLUMNS + extra].reset_index(drop=True)
+
+
+def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    write_text_atomic(path, frame.to_csv(index=False))
+
+
+def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
+    """Run the sweep of ``config`` (see the module docstring) and write every output; returns the full
+    ``complexity.csv`` table (this sweep's cells and any other cells already in the folder)."""
+    layers = check_config(config)  # every bad input fails here, before anything is written
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "complexity.csv"
+    rows = _read_rows(csv_path)
+    device = torch.device(config.device)
+    sizes = sorted(int(s) for s in config.sizes)
+    cells = [(m, d, s) for m in config.methods for d in config.dtypes for s in sizes]
+    failed: dict[tuple[str, str], tuple[str, int]] = {}
+    computed = kept = skipped = 0
+    with tqdm(total=len(cells), desc="complexity", unit="cell", disable=not config.progress) as bar:
+        for method, dtype, size in cells:
+            bar.set_postfix_str(f"{method} {size}² {dtype}")
+            key = (method, size, dtype, device.type)
+            base = {"method": method, "size": size, "pixels": size * size, "dtype": dtype, "device": device.type,
+                    "batch_size": config.batch_size, "repeats": config.repeats, "warmup": config.warmup,
+                    "attention_repeats": config.attention_repeats, "max_memory_mib": config.max_memory_mib,
+                    "max_seconds": config.max_seconds,
+                    "options": json.dumps(config.options_for(method), sort_keys=True),
+                    **_eq15_columns(layers[method], size)}
+            previous = rows.get(key)
+            if previous is not None and _is_done(previous) and not config.force:
+                row = {**previous, **{k: base[k] for k in ("eq15_gflops_attention", "impl_gflops_attention_core")}}
+                kept += 1
+            elif config.skip_larger_after_failure and (method, dtype) in failed:
+                status, at = failed[(method, dtype)]
+                row = {**base, "status": status, "note": f"{SKIPPED}: a smaller size ({at}) was already {status}"}
+                skipped += 1
+            else:
+                cell = Cell(method, size, dtype, config.device, config.repeats, config.warmup, config.batch_size,
+                            config.seed, config.options_for(method), config.max_memory_mib, config.threads,
+                            config.attention_repeats, config.count_flops)
+                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+                row = {**base, "load_before": load, **run_cell(cell, config.max_seconds)}
+                computed += 1
+            if row["status"] in ("oom", "timeout") and (method, dtype) not in failed:
+                failed[(method, dtype)] = (row["status"], size)
+            rows[key] = row
+            _write_csv_atomic(_frame(rows), csv_path)
+            bar.update(1)
+    frame = _frame(rows)
+    slopes = fit_slopes(frame, config.min_fit_size)
+    _write_csv_atomic(slopes, out / "slopes.csv")
+    _write_csv_atomic(eq15_table(layers, sizes), out / "eq15.csv")
+    ratios = ratio_table(frame, config.ratio_pairs)
+    _write_csv_atomic(ratios, out / "ratios.csv")
+    write_summary(frame, slopes, ratios, out)
+    for quantity in ("time", "memory"):
+        plot_complexity(frame, slopes, out / f"complexity_{quantity}", quantity)
+    write_json_atomic(out / "complexity.json", {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cells": {"computed": computed, "kept": kept, "skipped": skipped},
+        "versions": versions(), "git_commit": git_commit(), "device": device_name(device), "machine": machine_info(),
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "weights": "random (init='random', seeded): speed, memory and FLOPs do not depend on the values",
+        "protocol": (f"fresh worker process per cell; priming forward at {PRIME_SIZE}²; {config.warmup} warm-up + "
+                     f"{config.repeats} timed forwards (median, p10, p90); {config.attention_repeats} extra hooked "
+                     "forwards for the attention time; one FlopCounterMode forward; batch "
+                     f"{config.batch_size}, square S×S content and style"),
+        "attention_layers": {m: [asdict(s) for s in v] for m, v in layers.items()},
+    })
+    return frame
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"].astype(str) == "ok"]
+
+
+def fit_slopes(df: pd.DataFrame, min_size: int | None = None) -> pd.DataFrame:
+    """Least-squares fit ``ln y = slope · ln(pixels) + intercept`` per method × dtype × device, for
+    y = ``latency_ms`` and y = ``peak_memory_mib``, over the ``ok`` rows with y > 0 (and size ≥ ``min_size``);
+    groups with < 2 points are omitted. Columns: method, dtype, device, quantity (the y column), slope, intercept
+    (natural log), r2, n_points, sizes (the sizes used, ``;``-joined)."""
+    out = []
+    ok = _ok(df)
+    if min_size is not None:
+        ok = ok[ok["size"].astype(int) >= min_size]
+    for (method, dtype, device), group in ok.groupby(["method", "dtype", "device"], sort=False):
+        for column in ("latency_ms", "peak_memory_mib"):
+            values = pd.to_numeric(group[column], errors="coerce")
+            use = group[values.gt(0)].sort_values("size")
+            if len(use) < 2:
+                continue
+            x = np.log(use["pixels"].astype(float).to_numpy())
+            y = np.log(pd.to_numeric(use[column]).to_numpy(dtype=float))
+            slope, intercept = np.polyfit(x, y, 1)
+            residual = y - (slope * x + intercept)
+            spread = float(((y - y.mean()) ** 2).sum())
+            out.append({"method": method, "dtype": dtype, "device": device, "quantity": column,
+                        "slope": float(slope), "intercept": float(intercept),
+                        "r2": 1 - float((residual**2).sum()) / spread if spread > 0 else math.nan,
+                        "n_points": len(use), "sizes": ";".join(str(int(s)) for s in use["size"])})
+    return pd.DataFrame(out, columns=["method", "dtype", "device", "quantity", "slope", "intercept", "r2",
+                                      "n_points", "sizes"])
+
+
+RATIO_COLUMNS = {"latency_ms": "time", "peak_memory_mib": "memory", "gflops_total": "gflops_total",
+                 "gflops_attention": "gflops_attention", "eq15_gflops_attention": "eq15_attention",
+                 "attention_ms": "attention_time"}
+
+
+def ratio_table(df: pd.DataFrame, pairs: Sequence[Sequence[str]] = (("all2all", "styA2K"),)) -> pd.DataFrame:
+    """Per size (and dtype, device) the ratios numerator / denominator of each pair (e.g. all2all / styA2K) of
+    latency (``time_ratio``), peak memory (``memory_ratio``), whole-forward and attention GFLOPs, Eq. 15 attention
+    and attention time; NaN where either cell is not ``ok``."""
+    out = []
+    frame = df.copy()
+    for numerator, denominator in pairs:
+        num = frame[frame["method"] == numerator]
+        den = frame[frame["method"] == denominator]
+        if num.empty or den.empty:
+            continue
+        merged = num.merge(den, on=["size", "dtype", "device"], suffixes=("_num", "_den"))
+        for _, r in merged.sort_values("size").iterrows():
+            row = {"numerator": numerator, "denominator": denominator, "size": int(r["size"]), "dtype": r["dtype"],
+                   "device": r["device"], "status_num": r["status_num"], "status_den": r["status_den"]}
+            both_ok = r["status_num"] == "ok" and r["status_den"] == "ok"
+            for column, name in RATIO_COLUMNS.items():
+                a, b = (float(pd.to_numeric(r.get(f"{column}_{side}", math.nan), errors="coerce"))
+                        for side in ("num", "den"))
+                static = column == "eq15_gflops_attention"  # arithmetic: defined whatever the cells' status
+                row[f"{name}_ratio"] = a / b if (both_ok or static) and b and not math.isnan(b) else math.nan
+            out.append(row)
+    return pd.DataFrame(out)

@@ -1,0 +1,158 @@
+"""A ready-to-use method (:class:`Method`: a network, its metadata, options and weight provenance) and a style
+encoded once for many contents (:class:`PreparedStyle`)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._info import MethodInfo, Provenance
+from .errors import InputError
+from .net import StyleTransferNet
+
+
+@dataclass(frozen=True)
+class PreparedStyle:
+    """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
+
+    ``features``: the VGG features of the style at the model's taps, ``{tap: (S, C, h, w)}`` with S = the style batch
+    (1: broadcast over any content batch); ``size``: the style image's (H, W); ``method``: the name of the method that
+    encoded it (a prepared style only fits that method's network).
+    """
+
+    features: dict[str, Tensor]
+    size: tuple[int, int]
+    method: str
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.features.values())).shape[0]
+
+
+class Method:
+    """A ready-to-use method: ``model`` (a :class:`StyleTransferNet`), metadata, options and weight provenance.
+
+    All public calls take RGB tensors in [0, 1]: content (B, 3, Hc, Wc), style(s) (B or 1, 3, Hs, Ws), and return
+    clamped images (B, 3, Hc, Wc) in [0, 1]. They run under ``torch.inference_mode``.
+    """
+
+    def __init__(self, info: MethodInfo, model: StyleTransferNet, options: dict[str, Any], provenance: Provenance):
+        self.info = info
+        self.model = model
+        self.options = options
+        self.provenance = provenance
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def untrained(self) -> bool:
+        """True when any part of the weights is random: outputs must then be flagged."""
+        return bool(self.provenance.flag())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        flag = self.provenance.flag()
+        return f"Method({self.name!r}, options={self.options}{', ' + flag if flag else ''})"
+
+    def to(self, device: str | torch.device) -> Method:
+        self.model.to(device)
+        return self
+
+    def _prepare(self, x: Tensor) -> Tensor:
+        return x.to(self.device, torch.float32)
+
+    @torch.inference_mode()
+    def prepare_style(self, style: Tensor) -> PreparedStyle:
+        """Encode ``style`` (S, 3, Hs, Ws) in [0, 1] once, to stylise many content images with it (video frames):
+        ``stylize(content, prepared)`` then skips the style's VGG pass and is bit-identical to
+        ``stylize(content, style)``. What stays per call is what :meth:`StyleTransferNet.transfer` does with the
+        features (e.g. the attention's key/value projections)."""
+        style = self._prepare(style)
+        self.model.check_image(style, "style")
+        return PreparedStyle(self.model.encode(style), (int(style.shape[-2]), int(style.shape[-1])), self.name)
+
+    def _style_features(self, style: Tensor | PreparedStyle, batch: int) -> dict[str, Tensor]:
+        """The style's features broadcast over a content batch of ``batch`` (encoded here unless prepared)."""
+        if not isinstance(style, PreparedStyle):
+            style = self.prepare_style(style)
+        if style.method != self.name:
+            raise InputError(f"this style was prepared by {style.method!r}, not by {self.name!r}")
+        if style.batch not in (1, batch):
+            raise InputError(f"style batch {style.batch} must be 1 or equal to the content batch {batch}")
+        features = {k: v.to(self.device) for k, v in style.features.items()}
+        if style.batch != batch:
+            features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
+        return features
+
+    def _stylised_features(
+        self, content: Tensor, styles: Sequence[Tensor | PreparedStyle], alpha: float
+    ) -> Iterator[dict[str, Tensor]]:
+        """Decoder inputs for ``content`` with each style in turn (content encoded once), α-blended with Fc."""
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"alpha must be in [0, 1] (1 = full style, 0 = content only), got {alpha}")
+        content = self._prepare(content)
+        self.model.check_image(content, "content")
+        content_features = None
+        for style in styles:
+            style_features = self._style_features(style, content.shape[0])
+            if content_features is None:
+                content_features = self.model.encode(content)
+            features = self.model.transfer(content_features, style_features)
+            if alpha != 1.0:
+                features = {k: content_features[k] + alpha * (v - content_features[k]) for k, v in features.items()}
+            yield features
+
+    @torch.inference_mode()
+    def stylize(self, content: Tensor, style: Tensor | PreparedStyle, alpha: float = 1.0) -> Tensor:
+        """Stylise ``content`` with ``style`` (an image batch, or :meth:`prepare_style`'s result); α ∈ [0, 1] trades
+        style (1) for content (0)."""
+        (features,) = self._stylised_features(content, [style], alpha)
+        return self.model.decode(features, content.shape[-2:]).clamp_(0.0, 1.0)
+
+    @torch.inference_mode()
+    def interpolate(
+        self, content: Tensor, styles: Sequence[Tensor], weights: Sequence[float], alpha: float = 1.0
+    ) -> Tensor:
+        """Style interpolation: K styles blended with ``weights`` (≥ 0, normalised to sum 1) in feature space."""
+        if len(styles) == 0 or len(styles) != len(weights):
+            raise InputError(f"need one weight per style, got {len(styles)} styles and {len(weights)} weights")
+        if any(w < 0 for w in weights) or not math.isfinite(sum(weights)) or sum(weights) <= 0:
+            raise InputError(f"interpolation weights must be non-negative with a positive sum, got {list(weights)}")
+        total = float(sum(weights))
+        blended: dict[str, Tensor] = {}
+        for weight, features in zip(weights, self._stylised_features(content, styles, alpha)):
+            for k, v in features.items():
+                blended[k] = blended[k] + (weight / total) * v if k in blended else (weight / total) * v
+        return self.model.decode(blended, content.shape[-2:]).clamp_(0.0, 1.0)
+
+    @torch.inference_mode()
+    def stylize_regions(
+        self, content: Tensor, styles: Sequence[Tensor], masks: Tensor | Sequence[Tensor], alpha: float = 1.0
+    ) -> Tensor:
+        """Spatial multi-style transfer: ``masks`` (K, Hc, Wc) or K tensors (Hc, Wc) / (B, 1, Hc, Wc), soft or binary,
+        normalised to sum 1 per pixel; style k is applied where mask k is on."""
+        masks = torch.stack([m.reshape(-1, 1, *m.shape[-2:]) for m in masks], dim=0) if not isinstance(
+            masks, Tensor
+        ) else masks.reshape(masks.shape[0], -1, 1, *masks.shape[-2:])  # (K, B|1, 1, Hc, Wc)
+        if masks.shape[0] != len(styles):
+            raise InputError(f"need one mask per style, got {masks.shape[0]} masks and {len(styles)} styles")
+        if tuple(masks.shape[-2:]) != tuple(content.shape[-2:]):
+            raise InputError(f"masks must have the content's size {tuple(content.shape[-2:])}, got {tuple(masks.shape[-2:])}")
+        masks = masks.to(self.device, torch.float32)
+        masks = masks / masks.sum(dim=0, keepdim=True).clamp_min(1e-8)
+        blended: dict[str, Tensor] = {}
+        for k_style, features in enumerate(self._stylised_features(content, styles, alpha)):
+            for k, v in features.items():
+                m = F.interpolate(masks[k_style], size=v.shape[-2:], mode="nearest")
+                blended[k] = blended[k] + m * v if k in blended else m * v
+        return self.model.decode(blended, content.shape[-2:]).clamp_(0.0, 1.0)
