@@ -15,17 +15,8 @@ from ..errors import ConfigError
 from ..io import read_votes
 from ..run import KNOWN_METRICS, RUN_SETTINGS, RunConfig, execute_run, parse_shard
 from ..rundir import merge_shards, write_run_tables
-from .common import (
-    PROG,
-    CLIError,
-    add_method_arguments,
-    add_resume_arguments,
-    add_parser,
-    comma_list,
-    existing_path,
-    parse_options,
-    positive_int,
-)
+from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
+    existing_path, parse_options, positive_int)
 
 
 def _shard(text: str) -> tuple[int, int]:

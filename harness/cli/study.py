@@ -7,16 +7,8 @@ from pathlib import Path
 
 from ..environment import resolve_device
 from ..study import StudyOverrides, load_study_file, run_study
-from .common import (
-    PROG,
-    CLIError,
-    add_method_arguments,
-    add_parser,
-    add_resume_arguments,
-    comma_list,
-    existing_path,
-    positive_int,
-)
+from .common import (PROG, CLIError, add_method_arguments, add_parser, add_resume_arguments, comma_list,
+    existing_path, positive_int)
 
 
 def add_study_parser(subparsers) -> argparse.ArgumentParser:

@@ -12,17 +12,8 @@ from methods.weights import ENV_OFFLINE
 from ..config import check_keys, load_yaml_mapping
 from ..errors import TrainingDivergedError, format_error
 from ..train import TrainConfig, train
-from .common import (
-    PROG,
-    CLIError,
-    add_parser,
-    add_weights_dir_argument,
-    non_negative_float,
-    non_negative_int,
-    parse_options,
-    positive_float,
-    positive_int,
-)
+from .common import (PROG, CLIError, add_parser, add_weights_dir_argument, non_negative_float, non_negative_int,
+    parse_options, positive_float, positive_int)
 
 _TRAIN_REQUIRED = ("method", "content_dir", "style_dir", "out")
 

@@ -9,20 +9,8 @@ from pathlib import Path
 from ..environment import resolve_device
 from ..io import clip_name
 from ..video import VideoConfig, run_video
-from .common import (
-    PROG,
-    CLIError,
-    add_method_arguments,
-    add_resume_arguments,
-    add_parser,
-    comma_list,
-    existing_path,
-    non_negative_int,
-    parse_options,
-    positive_float,
-    positive_int,
-    split_method_options,
-)
+from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
+    existing_path, non_negative_int, parse_options, positive_float, positive_int, split_method_options)
 
 
 def add_video_parser(subparsers) -> argparse.ArgumentParser:

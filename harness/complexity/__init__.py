@@ -66,16 +66,8 @@ from __future__ import annotations
 from ..errors import ComplexityError
 from ..figures.charts import plot_complexity
 from .config import COLUMNS, DEFAULT_METHODS, DEFAULT_SIZES, DTYPES, ComplexityConfig, check_config
-from .layers import (
-    ATTENTION_LAYER_PATHS,
-    AttentionLayer,
-    Eq15Layer,
-    attention_layers,
-    attention_modules,
-    eq15_attention_flops,
-    eq15_table,
-    method_attention_layers,
-)
+from .layers import (ATTENTION_LAYER_PATHS, AttentionLayer, Eq15Layer, attention_layers, attention_modules,
+    eq15_attention_flops, eq15_table, method_attention_layers)
 from .measure import Cell, ModuleTimes, count_attention_flops, is_oom, measure_cell, time_modules
 from .report import write_summary
 from .sweep import fit_slopes, ratio_table, run_complexity

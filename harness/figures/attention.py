@@ -9,13 +9,7 @@ from matplotlib.patches import Rectangle
 from methods import InputError
 from methods.attention_maps import AttentionMaps
 
-from ._common import (
-    ImageInput,
-    _as_array,
-    _load,
-    _image_cell,
-    _image_figure,
-)
+from ._common import (ImageInput, _as_array, _load, _image_cell, _image_figure)
 
 
 # ---------------------------------------------------------------------------------------------------- Fig. 6

@@ -17,15 +17,7 @@ from matplotlib.ticker import NullLocator
 
 from ..errors import TableError
 from ..tables import METRIC_LABELS
-from ._common import (
-    PathLike,
-    UNTRAINED_MARK,
-    UNTRAINED_NOTE,
-    method_label,
-    save_figure,
-    _read_frame,
-    _truthy,
-)
+from ._common import (PathLike, UNTRAINED_MARK, UNTRAINED_NOTE, method_label, save_figure, _read_frame, _truthy)
 
 
 # ---------------------------------------------------------------------------------------------------- bars

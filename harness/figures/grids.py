@@ -15,21 +15,8 @@ from methods import InputError, Method
 from ..demo import demo_content, demo_styles
 from ..images import list_images, load_image, load_image_tensor
 from ..errors import ImageError, RunError
-from ._common import (
-    PathLike,
-    ImageInput,
-    Stylizer,
-    UNTRAINED_MARK,
-    UNTRAINED_NOTE,
-    CELL_INCHES,
-    method_label,
-    _as_array,
-    _load,
-    _image_cell,
-    _image_figure,
-    _flag_title,
-    _truthy,
-)
+from ._common import (PathLike, ImageInput, Stylizer, UNTRAINED_MARK, UNTRAINED_NOTE, CELL_INCHES, method_label,
+    _as_array, _load, _image_cell, _image_figure, _flag_title, _truthy)
 
 
 # ---------------------------------------------------------------------------------------------------- Fig. 9 / 10

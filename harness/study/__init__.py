@@ -49,15 +49,8 @@ from ..config import expand_variables
 from ..errors import StudyError
 from .figures import FIGURES, FigureContext
 from .model import Reference, Study, StudyEntry, StudyOverrides, StudySummary
-from .running import (
-    read_table,
-    run_config_for,
-    run_study,
-    study_of_results,
-    table_lookup,
-    write_paper_comparison,
-    write_study_figures,
-)
+from .running import (read_table, run_config_for, run_study, study_of_results, table_lookup, write_paper_comparison,
+    write_study_figures)
 from .schema import KINDS, RUN_KEYS, load_study_file
 
 __all__ = [

@@ -25,35 +25,14 @@ from methods.errors import literal
 from methods.recipes import TrainingRecipe
 from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, cache_dir
 
-from ..data import (
-    PairDataset,
-    PairSchedule,
-    Preprocess,
-    StepBatchSampler,
-    collate,
-    first_readable,
-    folder_fingerprint,
-    list_training_images,
-)
+from ..data import (PairDataset, PairSchedule, Preprocess, StepBatchSampler, collate, first_readable,
+    folder_fingerprint, list_training_images)
 from ..environment import resolve_device
 from ..environment import versions as environment_versions
 from ..errors import ConfigError, TrainingDivergedError
 from ..io import save_checkpoint, save_torch
-from .config import (
-    _DEFAULTS,
-    AMP_CHOICES,
-    LOSS_LOG_NAME,
-    OFFICIAL_STYA2K_FILES,
-    SAMPLES_DIR,
-    STATE_FORMAT,
-    STATE_NAME,
-    TrainConfig,
-    _command_line,
-    _merge_resumed,
-    _plain,
-    build_recipe,
-    lr_at,
-)
+from .config import (_DEFAULTS, AMP_CHOICES, LOSS_LOG_NAME, OFFICIAL_STYA2K_FILES, SAMPLES_DIR, STATE_FORMAT,
+    STATE_NAME, TrainConfig, _command_line, _merge_resumed, _plain, build_recipe, lr_at)
 from .distributed import Distributed, LossModule
 from .state import LossLog, rng_state, save_sample_grid, set_rng_state, tensor_digest
 
