@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import summarize
+from metrics.preference import QUESTIONS
 
 from .atomic import write_text_atomic
 from .errors import TableError
@@ -231,8 +232,6 @@ def preference_columns(extra_rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
         return pd.to_numeric(frame[column], errors="coerce").astype("float64")
 
     total, low, high = numeric("total"), numeric("ci_low"), numeric("ci_high")
-    from metrics.preference import QUESTIONS  # local import: metrics.preference needs scipy
-
     present = list(dict.fromkeys(frame["question"]))
     questions = [q for q in QUESTIONS if q in present] + [q for q in present if q not in QUESTIONS]
     methods = list(dict.fromkeys(frame["method"]))

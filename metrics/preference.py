@@ -20,7 +20,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "COLUMNS",
@@ -144,6 +143,8 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return math.nan, math.nan
+    from scipy import stats  # scipy.stats takes ~1 s to import: only where a test statistic is computed
+
     z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
     p = k / n
     z2 = z * z
@@ -218,7 +219,7 @@ def tally(votes: pd.DataFrame, methods: Sequence[str] | None = None, confidence:
 
     ``share = votes / total`` (a fraction in [0, 1]) among the valid votes on that question, with its Wilson score
     interval at ``confidence``. Every method of ``methods`` (or of ``votes.attrs["methods"]``, set by
-    :func:`read_votes`) appears, with 0 votes if need be; without a method list, the methods voted for anywhere in
+    :func:`harness.io.read_votes`) appears, with 0 votes if need be; without a method list, the methods voted for anywhere in
     ``votes``. Votes for a method outside a given list are a ``ValueError``.
     """
     if not 0.0 < confidence < 1.0:
@@ -242,6 +243,8 @@ def chi_square_uniform(votes: pd.DataFrame, methods: Sequence[str] | None = None
     """Per question, Pearson's chi-square goodness of fit of the vote counts against a uniform split over the
     methods (see :func:`tally` for which): ``question, methods, total, statistic, dof, p_value`` with
     ``dof = methods − 1``. Statistic and p-value are NaN with fewer than two methods or no votes."""
+    from scipy import stats
+
     frame, method_order, question_order = _prepare(votes, methods)
     rows = []
     for q in question_order:
@@ -264,6 +267,8 @@ def pairwise_binomial(votes: pd.DataFrame, methods: Sequence[str] | None = None)
     n, p_value, p_holm`` — the two-sided exact binomial test of ``votes_a`` out of ``n = votes_a + votes_b`` against
     1/2 (``scipy.stats.binomtest``), and its Holm-adjusted p-value within the question. Pairs with ``n = 0`` get
     NaN p-values and are not counted in the Holm family."""
+    from scipy import stats
+
     frame, method_order, question_order = _prepare(votes, methods)
     rows = []
     for q in question_order:
