@@ -150,13 +150,12 @@ def load_vgg(loading: Loading | None = None) -> tuple[VGGEncoder, dict[str, Any]
     return encoder.to(loading.device), provenance
 
 
-def _encoder_device(encoder: Encoder) -> torch.device:
+def _encoder_place(encoder: Encoder) -> tuple[torch.device, torch.dtype]:
+    """Where the encoder computes: its parameters' device and floating dtype (a callable: the CPU, float32)."""
     if isinstance(encoder, nn.Module):
-        for tensor in encoder.parameters():
-            return tensor.device
-        for tensor in encoder.buffers():
-            return tensor.device
-    return torch.device("cpu")
+        for tensor in (*encoder.parameters(), *encoder.buffers()):
+            return tensor.device, tensor.dtype if tensor.is_floating_point() else torch.float32
+    return torch.device("cpu"), torch.float32
 
 
 def _check_positions(x: Tensor, tap: str, name: str) -> None:
@@ -180,7 +179,7 @@ def _encode(encoder: Encoder, images: Tensor, taps: Iterable[str], name: str) ->
                 f"{name} image {images.shape[-2]}×{images.shape[-1]} is too small for VGG tap {deepest}: "
                 f"both sides must be at least {minimum} px"
             )
-    images = images.to(_encoder_device(encoder), torch.float32)
+    images = images.to(*_encoder_place(encoder))  # float32 unless the metric was cast (metric.to(torch.float64))
     return dict(encoder(images, taps))
 
 
@@ -312,14 +311,14 @@ class FeatureCache:
 
     @property
     def device(self) -> torch.device:
-        return _encoder_device(self.encoder)
+        return _encoder_place(self.encoder)[0]
 
     def register(self, role: str, taps: Iterable[str]) -> None:
         self.taps.setdefault(role, set()).update(taps)
 
     def features(self, role: str, image: Tensor, taps: Iterable[str]) -> dict[str, Tensor]:
         taps = frozenset(taps)
-        image = image.to(self.device, torch.float32)
+        image = image.to(*_encoder_place(self.encoder))
         entry = self._entries.get(role)
         if entry is not None:
             kept, kept_taps, feats = entry

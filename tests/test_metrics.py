@@ -477,3 +477,16 @@ def test_time_method_runs_the_model_forward_on_random_inputs():
     assert result.batch_size == 2 and len(result.runs) == 3 and result.extra["method"] == "fake"
     assert result.images_per_s == pytest.approx(2 / result.median_s)
     assert result.to_dict()["runs"] == list(result.runs)
+
+
+def test_metrics_are_modules_that_move_their_networks():
+    """A metric is an nn.Module: ``.to()`` moves (here: casts) the encoder it holds, and the content and style
+    losses sharing one cache share that one encoder."""
+    encoder = VGGEncoder()
+    metric = ContentStyleLoss(encoder)
+    assert isinstance(metric.content, nn.Module) and metric.content.encoder is encoder is metric.style.encoder
+    metric.content.to(torch.float64)
+    assert next(encoder.parameters()).dtype == torch.float64
+    assert sum(p.numel() for p in metric.style.parameters()) == sum(p.numel() for p in encoder.parameters())
+    values = metric.content(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert values.shape == (1,) and metric.content.compute().n == 1  # forward is update
