@@ -6,12 +6,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "temporary_path", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+from .errors import disk_full
+
+__all__ = [
+    "atomic_path", "process_alive", "remove_stale_temporaries", "temporary_path", "write_bytes_atomic",
+    "write_json_atomic", "write_text_atomic",
+]
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
 
 
 def temporary_path(final: str | os.PathLike) -> Path:
@@ -21,10 +29,42 @@ def temporary_path(final: str | os.PathLike) -> Path:
     return final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files (:func:`temporary_path`) in ``folder`` whose writer process is gone (a kill
+    between writing and moving into place leaves them; a training checkpoint's can be 100+ MB). Returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or process_alive(pid):
+            continue
+        Path(entry.path).unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, make_parents: bool = False) -> Iterator[Path]:
     """``with atomic_path(p) as tmp: write(tmp)``: on success ``tmp`` replaces ``p``; on any error (or interrupt)
-    ``tmp`` is removed and ``p`` is untouched."""
+    ``tmp`` is removed and ``p`` is untouched. A full device is a :class:`~harness.errors.DiskFullError` naming
+    ``p`` (not the temporary file)."""
     final = Path(final)
     if make_parents:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +72,8 @@ def atomic_path(final: str | os.PathLike, *, make_parents: bool = False) -> Iter
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as exc:
+        raise disk_full(exc, final) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -8,11 +8,13 @@ spells them as flags where it prints them.
 """
 from __future__ import annotations
 
+import errno
+
 from methods.errors import InputError, OptionError, SettingsMessage, UnknownMethodError, WeightsError, literal
 
 __all__ = [
-    "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "FlowFileError", "ImageError", "RunError",
-    "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "VideoError", "VotesError", "format_error",
+    "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "DiskFullError", "FlowFileError", "ImageError", "RunError",
+    "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "VideoError", "VotesError", "disk_full", "format_error",
 ]
 
 EXIT_USAGE = 2
@@ -73,6 +75,11 @@ class FlowFileError(InputError):
     """A missing, truncated or malformed ``.flo`` file; one line naming the file."""
 
 
+class DiskFullError(OSError):
+    """No space left on the device while writing a file: one line naming the file (what was written before stays
+    whole: every writer is atomic or appends flushed rows)."""
+
+
 class TrainingDivergedError(_Templated, RuntimeError):
     """The loss became NaN/inf; the message names the step, the terms and the last good checkpoint."""
 
@@ -86,6 +93,8 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     UnknownMethodError,
     OptionError,
     InputError,  # FlowFileError
+    DiskFullError,
+    FileExistsError,
     FileNotFoundError,
     IsADirectoryError,
     NotADirectoryError,
@@ -95,6 +104,14 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     TableError,
     VotesError,
 )
+
+
+def disk_full(exc: OSError, path: object) -> OSError:
+    """``exc`` as a :class:`DiskFullError` naming ``path`` when the device is full (ENOSPC, EDQUOT), else as is."""
+    if isinstance(exc, DiskFullError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    return DiskFullError(f"no space left on device writing {path}; free some space and rerun (the files written "
+                         "before are whole and are reused)")
 
 
 def format_error(exc: BaseException, flags: bool = False) -> str:

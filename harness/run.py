@@ -32,16 +32,16 @@ from tqdm import tqdm
 from methods import Method, get_method_info, load_method
 from methods.errors import literal
 from methods.weights import Loading, sha256_file
-from metrics.collection import PAIR_METRICS, build_metrics
+from metrics.collection import PAIR_METRICS, MetricCollection, build_metrics
 from metrics.timing import time_method
 
-from .atomic import write_json_atomic
+from .atomic import remove_stale_temporaries, write_json_atomic
 from .config import listify
 from .demo import demo_content, demo_styles
 from .environment import device_name, git_commit, versions
 from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
-from .rundir import KEY_COLUMNS, RowWriter, read_done, write_run_tables
+from .rundir import KEY_COLUMNS, RowWriter, RunLock, check_identity, read_done, write_run_tables
 
 __all__ = [
     "DEFAULT_METRICS", "KNOWN_METRICS", "RUN_SETTINGS", "ImageCache", "Pair", "RunConfig", "build_methods",
@@ -245,8 +245,10 @@ def check_config(config: RunConfig) -> None:
     dupes = sorted({m for m in config.methods if config.methods.count(m) > 1})
     if dupes:
         raise RunError(f"method label(s) {', '.join(dupes)} given twice: every table row needs its own label")
-    if config.batch_size < 1:
-        raise ConfigError(f"{{batch_size}} must be ≥ 1, got {config.batch_size}")
+    for key, minimum in (("batch_size", 1), ("size", 1), ("pairs", 1), ("timing_repeats", 1), ("timing_warmup", 0)):
+        value = getattr(config, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+            raise ConfigError(f"{{{key}}} must be an integer ≥ {minimum}, got {literal(repr(value))}")
 
 
 def build_methods(config: RunConfig) -> dict[str, Method]:
@@ -305,30 +307,20 @@ def _timing_rows(config: RunConfig, methods: dict[str, Method], clock: StageCloc
         writer.close()
 
 
-def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
-    """Run ``config`` into ``config.out``; returns the summary (also stored in the manifest)."""
-    clock = StageClock()
-    start = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    check_config(config)
-    contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
-    methods = build_methods(config)
-    suite = build_metrics(config.metrics, config.loading(), config.lpips_net)
-    config.out.mkdir(parents=True, exist_ok=True)
-    images = ImageCache(config.size, config.keep_aspect)
-    for path in (*contents, *styles):  # decode every input up front: a corrupt file stops the run before any work
-        images(path)
+def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricCollection, pairs: list[Pair],
+                   images: ImageCache, clock: StageClock) -> int:
+    """Every (method, pair) not yet in ``metrics.csv``: stylise, save the image, compute the metrics, append the row
+    (flushed); returns how many were computed."""
     path = metrics_path(config)
     if config.force and path.exists():
         path.unlink()
-    done = read_done(path)
     columns = [*KEY_COLUMNS, "untrained", *suite.columns]
-    writer = RowWriter(path, columns)
+    writer = RowWriter(path, columns)  # drops a torn last row; read_done never counts one
+    done = read_done(path)
     todo = [(name, pair) for name in methods for pair in pairs if (name, pair.content.name, pair.style.name) not in done]
-    clock.add("setup", start)
     computed = 0
     try:
-        with tqdm(total=len(todo), desc="stylising", unit="pair", disable=not config.progress) as bar:
+        with tqdm(total=len(todo), desc="stylising", unit="output", disable=not config.progress) as bar:
             for name, method in methods.items():
                 pending = [pair for n, pair in todo if n == name]
                 for batch in _batches(pending, images, config.batch_size):
@@ -353,30 +345,88 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
                     bar.update(len(batch))
     finally:
         writer.close()
-    if "timing" in config.metrics:
-        _timing_rows(config, methods, clock)
-    summary = {
-        "pairs": len(pairs), "methods": list(methods), "computed": computed, "skipped": len(pairs) * len(methods) - computed,
-        "seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
-        "unavailable": suite.unavailable,
+    return computed
+
+
+def run_identity(config: RunConfig, methods: Mapping[str, Method], suite: MetricCollection) -> dict[str, Any]:
+    """What a run directory's numbers depend on: the image size and resizing, the pair sample, the metrics and their
+    definitions (weight files by sha256, not by path), and per method its options and weights."""
+    return {
+        "size": config.size, "keep_aspect": config.keep_aspect, "pairs": config.pairs,
+        "seed": config.seed if config.pairs is not None or config.init == "random" else None,
+        "metrics": sorted(config.metrics), "lpips_net": config.lpips_net if "lpips" in config.metrics else None,
+        "metric_definitions": _without_paths(suite.configs),
+        "methods": {label: {"method": m.name, "options": _without_paths(m.options),
+                            "weights": {f: (r or {}).get("sha256") for f, r in m.provenance.files.items()},
+                            "flag": m.provenance.flag()} for label, m in methods.items()},
     }
-    manifest = {
+
+
+def _manifest(config: RunConfig, methods: dict[str, Method], suite: MetricCollection, images: ImageCache,
+              inputs: tuple[list[Path], list[Path]], started: str, command: str,
+              summary: dict[str, Any]) -> dict[str, Any]:
+    contents, styles = inputs
+    return {
         "command": command or " ".join(sys.argv),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": config.seed, "versions": versions(), "git_commit": git_commit(),
         "device": device_name(config.device),
-        "methods": {n: {"method": m.name, "options": m.options, "provenance": m.provenance.to_dict(), "flag": m.provenance.flag()}
-                    for n, m in methods.items()},
+        "methods": {n: {"method": m.name, "options": m.options, "provenance": m.provenance.to_dict(),
+                        "flag": m.provenance.flag()} for n, m in methods.items()},
         "metrics": suite.configs,
         "metric_inputs": "stylised outputs quantised as saved (clamp, ×255, truncate to uint8)",
         "images": {"content": {p.name: images.hashes[p] for p in contents},
                    "style": {p.name: images.hashes[p] for p in styles}},
+        "identity": run_identity(config, methods, suite),
         "summary": summary,
     }
-    write_json_atomic(config.out / f"manifest{_suffix(config)}.json", manifest)
-    if config.shard is None:
-        summary["tables"] = {k: str(v) for k, v in write_run_tables([config.out], votes=config.votes).items()}
+
+
+def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
+    """Run ``config`` into ``config.out``; returns the summary (also stored in the manifest).
+
+    Everything that can be checked is checked before any work: the settings, the images (every one decoded), the
+    weights, and that the output folder is not being written by another process (:class:`~harness.rundir.RunLock`)
+    nor holds a run of other settings (:func:`~harness.rundir.check_identity`; ``force`` recomputes)."""
+    clock = StageClock()
+    start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    check_config(config)
+    contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
+    methods = build_methods(config)
+    suite = build_metrics(config.metrics, config.loading(), config.lpips_net)
+    if config.out.exists() and not config.out.is_dir():
+        raise RunError(f"{config.out}: exists and is not a folder; give a new output folder")
+    images = ImageCache(config.size, config.keep_aspect)
+    for path in (*contents, *styles):  # decode every input up front: a corrupt file stops the run before any work
+        images(path)
+    config.out.mkdir(parents=True, exist_ok=True)
+    with RunLock(config.out, _suffix(config)):
+        for folder in (config.out, *(config.out / name for name in methods)):
+            remove_stale_temporaries(folder)  # left by a killed run
+        check_identity(config.out, run_identity(config, methods, suite), force=config.force)
+        clock.add("setup", start)
+        computed = _stylise_pairs(config, methods, suite, pairs, images, clock)
+        if "timing" in config.metrics:
+            _timing_rows(config, methods, clock)
+        summary = {
+            "pairs": len(pairs), "methods": list(methods), "computed": computed,
+            "skipped": len(pairs) * len(methods) - computed,
+            "seconds": {k: round(v, 3) for k, v in clock.seconds.items()}, "unavailable": suite.unavailable,
+        }
+        manifest = _manifest(config, methods, suite, images, (contents, styles), started, command, summary)
+        write_json_atomic(config.out / f"manifest{_suffix(config)}.json", manifest)
+        if config.shard is None:
+            summary["tables"] = {k: str(v) for k, v in write_run_tables([config.out], votes=config.votes).items()}
     return summary
 
 
+def _without_paths(value: Any) -> Any:
+    """``value`` without the keys that name where a file lies (``path``, ``source``): the same run may be resumed
+    on a machine whose weights are elsewhere."""
+    if isinstance(value, Mapping):
+        return {k: _without_paths(v) for k, v in value.items() if k not in ("path", "source")}
+    if isinstance(value, (list, tuple)):
+        return [_without_paths(v) for v in value]
+    return value

@@ -3,10 +3,14 @@ kill), the merge of shard files, and the run's tables (``table.csv/.md/.tex``, t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-from collections.abc import Sequence
+import socket
+import warnings
+from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,8 @@ import pandas as pd
 
 from metrics.preference import tally
 
-from .atomic import atomic_path
-from .errors import RunError
+from .atomic import atomic_path, process_alive, write_json_atomic
+from .errors import RunError, disk_full
 from .io import read_votes
 from .tables import METRIC_LABELS, TIMING_COLUMNS, MetricSpec, aggregate, write_tables
 
@@ -23,12 +27,45 @@ KEY_COLUMNS = ("method", "content", "style")
 """What identifies a row of ``metrics.csv``."""
 
 
+def whole_text(path: Path) -> str:
+    """A CSV the harness appends to, without a torn last line (a line a kill cut short has no newline)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+    return data.decode("utf-8")
+
+
+def read_rows(path: Path, keys: Sequence[str] = KEY_COLUMNS) -> pd.DataFrame:
+    """The whole, well-formed rows of a run's CSV (``metrics.csv``, ``timing.csv``): a torn last line, a row with
+    the wrong number of fields, an empty key or a value that is neither empty (unavailable) nor a number is left
+    out; value columns are numeric. A key written twice keeps its last row."""
+    text = whole_text(path) if path.exists() else ""
+    if not text.strip():
+        return pd.DataFrame(columns=list(keys))
+    header = next(csv.reader(io.StringIO(text)))
+    rows = [r for r in csv.reader(io.StringIO(text)) if r][1:]
+    frame = pd.DataFrame([r for r in rows if len(r) == len(header)], columns=header, dtype=str)
+    frame = frame.fillna("")
+    ok = pd.Series(True, index=frame.index)
+    for key in keys:
+        ok &= frame[key].str.len() > 0 if key in frame else False
+    text_columns = set(keys) | {"untrained", "device", "memory_kind", "note", "status", "options"}
+    numbers = {}
+    for column in (c for c in frame.columns if c not in text_columns):
+        values = pd.to_numeric(frame[column].replace("", "nan"), errors="coerce")
+        ok &= values.notna() | (frame[column] == "") | (frame[column].str.lower() == "nan")
+        numbers[column] = values
+    for column, values in numbers.items():
+        frame[column] = values
+    frame = frame[ok]
+    return frame.drop_duplicates(subset=[k for k in keys if k in frame], keep="last").reset_index(drop=True)
+
+
 def read_done(path: Path) -> set[tuple[str, str, str]]:
-    """Keys (method, content, style) of the rows already in a metrics CSV (a torn last line is ignored)."""
-    if not path.exists():
-        return set()
-    with open(path, newline="") as f:
-        return {tuple(row[k] for k in KEY_COLUMNS) for row in csv.DictReader(f) if row.get("style")}
+    """Keys (method, content, style) of the rows already in a metrics CSV: whole rows whose values all parse
+    (:func:`read_rows`); a torn or malformed row is computed again."""
+    frame = read_rows(path)
+    return {tuple(row) for row in frame[list(KEY_COLUMNS)].itertuples(index=False)} if len(frame) else set()
 
 
 class RowWriter:
@@ -53,9 +90,12 @@ class RowWriter:
         self.file.flush()
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(row)
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        try:
+            self.writer.writerow(row)
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as exc:  # a full disk: the torn row is dropped when the run resumes
+            raise disk_full(exc, self.path) from exc
 
     def close(self) -> None:
         self.file.close()
@@ -69,16 +109,16 @@ def _drop_torn_last_line(path: Path) -> None:
 
 def merge_shards(run_dir: Path) -> dict[str, int]:
     """Combine ``metrics.shard-*.csv`` / ``timing.shard-*.csv`` of ``run_dir`` into ``metrics.csv`` / ``timing.csv``
-    (rows de-duplicated by key, shard order), written atomically; the shard files are kept."""
+    (whole rows, de-duplicated by key, shard order), written atomically; the shard files are kept."""
     counts = {}
     for stem, keys in (("metrics", list(KEY_COLUMNS)), ("timing", ["method", "size"])):
         parts = sorted(run_dir.glob(f"{stem}.shard-*.csv"))
         if not parts:
             continue
-        frames = [pd.read_csv(p) for p in parts]
+        frames = [read_rows(p, keys) for p in parts]  # whole rows only: a shard killed mid-row adds no torn one
         existing = run_dir / f"{stem}.csv"
         if existing.exists():
-            frames.insert(0, pd.read_csv(existing))
+            frames.insert(0, read_rows(existing, keys))
         merged = pd.concat(frames, ignore_index=True).drop_duplicates(subset=keys, keep="first")
         with atomic_path(existing) as tmp:
             merged.to_csv(tmp, index=False)
@@ -95,8 +135,10 @@ def _read_run(run_dir: Path):
         if not shards:
             raise RunError(f"{run_dir}: no metrics.csv (is it a run directory? shards are combined by harness.rundir.merge_shards)")
         raise RunError(f"{run_dir}: only shard files; combine them first with harness.rundir.merge_shards")
-    metrics = pd.read_csv(path)
-    timing = pd.read_csv(run_dir / "timing.csv") if (run_dir / "timing.csv").exists() else None
+    metrics = read_rows(path)
+    metrics["untrained"] = metrics["untrained"].str.lower().eq("true") if "untrained" in metrics else False
+    timing_path = run_dir / "timing.csv"
+    timing = read_rows(timing_path, keys=("method", "size")) if timing_path.exists() else None
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     return metrics, timing, manifest
@@ -144,3 +186,88 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
                f"{'/'.join(sizes)} px. Time: median full forward (both VGG encodings, attention, decoding; file I/O "
                f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
     return write_tables(agg, specs, out_dir or Path(run_dirs[0]), caption=caption, extra_rows=extra)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One writer per run directory, one configuration per run directory
+# ----------------------------------------------------------------------------------------------------------------------
+IDENTITY_NAME = "identity.json"
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``.lock``; a shard locks its own ``.lock.shard-i-of-n``, so the shards
+    of one run may write together): a second writer is refused with one line naming the holder; a lock left by a
+    killed process (its pid gone, same host) is taken over with a warning."""
+
+    def __init__(self, folder: Path, suffix: str = "") -> None:
+        self.path = Path(folder) / f".lock{suffix}"
+        self.held = False
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> None:
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                pid, host = holder.get("pid"), holder.get("host")
+                if isinstance(pid, int) and host == me["host"] and not process_alive(pid):
+                    warnings.warn(f"{self.path}: a stale lock of process {pid} (no longer running) was taken over")
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise RunError(f"{self.path.parent} is being written by process {pid} on {host} since "
+                               f"{holder.get('started')}: wait for it to finish or use another output folder "
+                               f"(if no such process runs, remove {self.path})") from None
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+            self.held = True
+            return
+        raise RunError(f"{self.path}: cannot take the lock")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Human-readable differences between two identities (a method only in one of them is not a difference)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in old.keys() & new.keys() if where.endswith("methods") else old.keys() | new.keys():
+            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        return out
+    return [] if old == new else [f"{where} {json.dumps(old, default=str)} (this run: {json.dumps(new, default=str)})"]
+
+
+def check_identity(folder: Path, identity: Mapping[str, Any], force: bool = False) -> None:
+    """A run directory holds the numbers of one configuration (:func:`harness.run.run_identity`): a run of other
+    settings into it is refused with what differs (methods may be added), unless ``force`` (which recomputes).
+    Writes the identity (the union of the methods) for the next run."""
+    path = Path(folder) / IDENTITY_NAME
+    new = json.loads(json.dumps(identity, default=str))
+    try:
+        old = json.loads(path.read_text()) if path.exists() else None
+    except ValueError:
+        old = None  # a folder of an older harness, or a damaged file: rewritten below
+    if old is not None and not force:
+        differences = sorted(_differences(old, new))
+        if differences:
+            raise RunError(f"{folder} holds a run made with other settings: {'; '.join(differences)}; use another "
+                           "output folder, or force to recompute it")
+        new = {**new, "methods": {**old.get("methods", {}), **new["methods"]}}
+    write_json_atomic(path, new)

@@ -9,7 +9,7 @@ from typing import Any
 
 from metrics.preference import chi_square_uniform, pairwise_binomial, tally
 
-from ..config import check_keys, listify, load_yaml_mapping
+from ..config import check_keys, check_type, listify, load_yaml_mapping
 from ..environment import resolve_device
 from ..errors import ConfigError
 from ..io import read_votes
@@ -73,7 +73,10 @@ RUN_CONFIG_KEYS = set(RUN_SETTINGS) - {"progress"}
 def load_run_config(path: Path) -> dict[str, Any]:
     """A run config YAML (``run --config``): the run's settings under their option names; unknown keys are errors."""
     data, _ = load_yaml_mapping(path, what="run config", error=CLIError)
-    return check_keys(str(path), data, RUN_CONFIG_KEYS, error=CLIError)
+    settings = check_keys(str(path), data, RUN_CONFIG_KEYS, error=CLIError)
+    for key, value in settings.items():
+        check_type(str(path), key, value, RUN_SETTINGS[key], error=CLIError)
+    return settings
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:

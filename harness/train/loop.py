@@ -30,6 +30,7 @@ from ..data import (PairDataset, PairSchedule, Preprocess, StepBatchSampler, col
 from ..environment import resolve_device
 from ..environment import versions as environment_versions
 from ..errors import ConfigError, TrainingDivergedError
+from ..atomic import remove_stale_temporaries
 from ..io import save_checkpoint, save_torch
 from .config import (_DEFAULTS, AMP_CHOICES, LOSS_LOG_NAME, OFFICIAL_STYA2K_FILES, SAMPLES_DIR, STATE_FORMAT,
     STATE_NAME, TrainConfig, _command_line, _merge_resumed, _plain, build_recipe, lr_at)
@@ -105,7 +106,13 @@ def _resumed_config(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | 
     if not state_path.is_file():
         raise ConfigError(f"{{resume}}: {literal(state_path)} does not exist; nothing to resume (start without "
                           "{resume})")
-    saved = torch.load(state_path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or pickled objects weights_only refuses
+        reason = literal(" ".join(str(exc).split())[:200])
+        raise ConfigError(f"{{resume}}: {literal(state_path)} is unreadable ({type(exc).__name__}: {reason}); it "
+                          f"cannot be resumed: restore it from a backup, or start a new run (the last checkpoint, "
+                          f"{CHECKPOINT_NAME}, loads on its own with {{weights}} {literal(out)})") from None
     if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
         raise ConfigError(f"{{resume}}: {literal(state_path)} is not a harness training state ({STATE_FORMAT})")
     return _merge_resumed(config, saved["config"], state_path), saved
@@ -453,6 +460,7 @@ def _train(config: TrainConfig, dist_ctx: Distributed) -> dict[str, Any]:
                        last_terms=dict(plan.saved_state.get("last_terms", {})) if resumed else {})
     if trainer.main:
         plan.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(plan.out)  # checkpoints a killed training was writing
         trainer.log = LossLog(plan.out / LOSS_LOG_NAME, built.start_step if resumed else None)
         for path, reason in plan.skipped.items():
             if not resumed or path not in plan.saved_state.get("skipped", {}):
