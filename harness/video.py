@@ -43,12 +43,13 @@ from methods.weights import Loading, sha256_file
 from metrics.base import summarize
 from metrics.temporal import (
     FLOW_BACKENDS,
+    DEFINITIONS as WARPING_DEFINITIONS,
     OcclusionConfig,
     estimate_flow,
     flow_to_tensor,
+    pair_error,
     reliability_mask,
     resize_flow,
-    warping_error,
 )
 
 from .atomic import write_json_atomic, write_text_atomic
@@ -109,6 +110,7 @@ class VideoConfig:
     flow: str = "dis"
     long_range_k: int = 5
     scale: float = 1.0
+    definition: str = "lai2018"
     preview: str = "mp4"
     fps: float = 12.0
     device: str = "cpu"
@@ -160,6 +162,8 @@ class VideoConfig:
                              ".flo files")
         if self.preview not in PREVIEW_FORMATS:
             raise VideoError(f"preview must be one of {', '.join(PREVIEW_FORMATS)}, got {self.preview!r}")
+        if self.definition not in WARPING_DEFINITIONS:
+            raise VideoError(f"definition must be one of {', '.join(WARPING_DEFINITIONS)}, got {self.definition!r}")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             raise VideoError(f"scale must be a positive number, got {self.scale!r}")
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
@@ -357,8 +361,10 @@ def _temporal_rows(config: VideoConfig, clip: Clip, series: dict[str, np.ndarray
         backward, forward = flows(t, s)
         now = time.perf_counter()
         clock["flow" if column == "error" else "flow_long_range"] += now - start
-        mask = reliability_mask(backward, forward, occlusion)
-        errors = warping_error(batch(t), batch(s), backward, mask, config.scale).tolist()
+        definition = WARPING_DEFINITIONS[config.definition]
+        flow, other = (forward, backward) if definition.direction == "forward" else (backward, forward)
+        mask = reliability_mask(flow, other, occlusion, definition)  # on the grid of the definition's target frame
+        errors = pair_error(batch(s), batch(t), forward, backward, config.scale, definition, occlusion, mask).tolist()
         clock["metric"] += time.perf_counter() - now
         counts["pairs" if column == "error" else "long_range_pairs"] += 1
         for name, value in zip(names, errors):
@@ -423,14 +429,17 @@ def _caption(config: VideoConfig, inputs: _VideoInputs, lag: int | None) -> str:
     flags = sorted({f"{n}: {m.provenance.flag()}" for n, m in inputs.methods.items() if m.provenance.flag()})
     size_text = ", ".join(f"{c.name} {c.size[1]}x{c.size[0]}" for c in inputs.clips)
     flow_text = f"OpenCV {config.flow}" if config.flow in FLOW_BACKENDS else f".flo files ({config.flow})"
+    lai = WARPING_DEFINITIONS[config.definition].direction == "forward"
+    formula = ("sum_x M(x) mean_c (s*(O_t-1 - warp(O_t, w_t-1->t)))^2 / sum_x M(x), Lai et al.'s released code"
+               if lai else "sum_x M(x) sum_c (s*(O_t - warp(O_t-1, w_t->t-1)))^2 / sum_x M(x), Ruder et al.'s mask "
+               "conventions with the channel sum")
     return (
-        f"Warping error (Lai et al. 2018; lower is better) of per-frame stylisation with style "
-        f"{inputs.style_path.name}: per clip the mean ± std over consecutive frame pairs of sum_x M(x) sum_c "
-        f"(s*(O_t - warp(O_t-1)))^2 / sum_x M(x), s = {config.scale:g} (images in [0, 1] times s); mean = average "
-        "of the clip columns"
+        f"Warping error (Lai et al. 2018; lower is better; definition {config.definition}) of per-frame stylisation "
+        f"with style {inputs.style_path.name}: per clip the mean ± std over consecutive frame pairs of {formula}, "
+        f"s = {config.scale:g} (images in [0, 1] times s); mean = average of the clip columns"
         + (f"; long range: the pairs (t-{lag}, t)" if lag else "")
         + f". Flow: {flow_text} on the input frames ({size_text}); occlusion mask: forward-backward check and "
-        f"motion boundaries of Ruder et al. 2016. '{FLOOR_LABEL}': the same error of the unstylised input frames "
+        f"motion boundaries. '{FLOOR_LABEL}': the same error of the unstylised input frames "
         "(a floor, not ranked). The scale of the paper's Table 3 numbers is unknown: compare orderings, not values."
         + (f" Weights: untrained rows flagged ({'; '.join(flags)})." if flags else " Weights: pretrained.")
     )
@@ -450,12 +459,13 @@ def _manifest(config: VideoConfig, inputs: _VideoInputs, lag: int | None, untrai
         "clips": {c.name: {"source": str(c.source), "frames": c.frame_names, "native_size": list(c.native_size),
                            "size": list(c.size)} for c in inputs.clips},
         "flow": {"source": config.flow, "computed_on": "input frames at the processing size",
-                 "long_range_k": lag, "convention": "backward flow w_{t->s} on frame t's grid; warp(O_s)(x) = "
-                                                    "O_s(x + w(x)), bilinear; out-of-frame samples are unreliable"},
+                 "long_range_k": lag, "convention": "w_{a->b} on frame a's grid; warp(O_b)(x) = O_b(x + w(x)), "
+                                                    "bilinear"},
         "occlusion": asdict(OcclusionConfig()),
         "metric": {"name": "warping_error", "higher_is_better": False, "scale": config.scale,
-                   "definition": "E_t = sum_x M_t(x) sum_c (s*(O_t(x,c) - warp(O_s)(x,c)))^2 / sum_x M_t(x); "
-                                 "E = mean over pairs; channels summed, O in [0, 1]",
+                   "definition": config.definition, "choices": asdict(WARPING_DEFINITIONS[config.definition]),
+                   "formula": "E_t = sum_x M(x) [mean|sum]_c (s*(target(x,c) - warp(source)(x,c)))^2 / sum_x M(x); "
+                              "E = mean over pairs; O in [0, 1] (see metrics.temporal)",
                    "metric_inputs": "stylised frames quantised as saved (clamp, x255, truncate to uint8)"},
         "summary": summary,
     }

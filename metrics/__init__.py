@@ -21,10 +21,13 @@ from .content_style import (
 from .perceptual import LPIPS, LPIPS_BACKBONES, load_lpips, lpips_distance
 from .timing import TimingResult, count_flops, measure_latency, percentile, time_method
 from .temporal import (
+    DEFINITIONS as WARPING_DEFINITIONS,
     OcclusionConfig,
+    WarpingDefinition,
     WarpingError,
     backward_warp,
     estimate_flow,
+    pair_error,
     reliability_mask,
     warping_error,
 )
@@ -40,6 +43,8 @@ __all__ = [
     "Metric",
     "MetricUnavailable",
     "OcclusionConfig",
+    "WARPING_DEFINITIONS",
+    "WarpingDefinition",
     "StyleLoss",
     "Summary",
     "TimingResult",
@@ -53,6 +58,7 @@ __all__ = [
     "load_vgg",
     "lpips_distance",
     "measure_latency",
+    "pair_error",
     "percentile",
     "reliability_mask",
     "style_loss",

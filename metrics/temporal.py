@@ -31,16 +31,24 @@ marple8 example (tests/test_temporal.py).
 
 Warping error (Lai et al.)
 --------------------------
-For stylised frames ``O_1 … O_N`` in ``[0, 1]`` and an intensity ``scale`` σ (1 → [0, 1] units, 255 → 8-bit units)::
+For stylised frames ``O_1 … O_N`` in ``[0, 1]`` and an intensity ``scale`` σ (1 → [0, 1] units, 255 → 8-bit units),
+the default (:data:`LAI2018`) is what Lai et al.'s released ``evaluate_WarpError.py`` computes::
 
-    E_t   = Σ_x M_t(x) · Σ_c σ² (O_t(x, c) − warp(O_{t−1}, ŵ_t)(x, c))²  /  Σ_x M_t(x)
+    E_t   = Σ_x M_{t−1}(x) · Σ_c σ² (O_{t−1}(x, c) − warp(O_t, w_{t−1→t})(x, c))²  /  (3 · Σ_x M_{t−1}(x))
     E     = 1/(N−1) · Σ_{t=2..N} E_t
 
-i.e. the squared Euclidean distance over the RGB channels (**summed** over channels, as ‖·‖²₂ in Lai et al.'s
-Eq. 9), averaged over the reliable pixels, then over the frame pairs. A pair without any reliable pixel gives NaN.
-The **floor** is the same error of the unstylised input frames (flow and mask errors, lighting changes); the
-**long-range** variant uses pairs (t, t−k) with the flow between those frames, averaged over t = k+1 … N.
-The scale of the paper's Table 3 numbers (2.5–8.5) is not stated; it is *not* comparable to ours in absolute terms.
+i.e. frame t warped onto frame t−1 with the **forward** flow, the squared error **averaged** over the RGB channels
+(their mask is read as a 3-channel image, so N counts each pixel three times) and over the reliable pixels, then
+over the pairs; samples outside the frame take the border value and count; the mask is their ``detect_occlusion``
+(the forward–backward test above on frame t−1's grid, motion boundaries from forward differences), and a pair
+without a reliable pixel is averaged over all pixels. :data:`RUDER2016` is the other reading: frame t−1 warped onto
+t with the backward flow, Ruder's mask (out-of-frame samples unreliable, central differences) and the squared
+distance **summed** over the channels, as ‖·‖²₂ in Lai's Eq. 9 — exactly 3× the channel mean on the same flow and
+mask. Each choice is a field of :class:`WarpingDefinition`. The floor is the same error of the unstylised input
+frames (flow and mask errors, lighting changes); the long-range variant uses pairs (t−k, t) with the flow between
+those frames. Which numbers each reproduces: Lai et al.'s (ECCV 2018) tables and every paper that runs their released
+script are :data:`LAI2018` (often reported ×1000 or ×100: say which); the StyA2K paper's Table 3 does not say which
+code it ran, and its scale (2.5–8.5) is not stated: compare orderings, not values.
 """
 from __future__ import annotations
 
@@ -57,6 +65,11 @@ from methods.errors import InputError
 from .base import Summary, summarize
 
 __all__ = [
+    "pair_error",
+    "WarpingDefinition",
+    "RUDER2016",
+    "LAI2018",
+    "DEFINITIONS",
     "FLOW_BACKENDS",
     "OcclusionConfig",
     "WarpingError",
@@ -211,11 +224,22 @@ def _central_difference(f: Tensor, dim: int) -> Tensor:
     return 0.5 * (nxt - prv)
 
 
-def motion_boundaries(flow: Tensor, rel: float = 0.01, abs_: float = 0.002) -> Tensor:
-    """Motion-boundary mask of a flow ``(B, 2, H, W)``: ``|∇u|² + |∇v|² > rel·|w|² + abs_`` with central differences
-    (see the module docstring). Returns ``(B, 1, H, W)`` bool, True on a boundary."""
+def _forward_difference(f: Tensor, dim: int) -> Tensor:
+    """``f[i] − f[i+1]`` along ``dim``, 0 at the last index (Lai et al.'s ``compute_flow_gradients``)."""
+    out = torch.zeros_like(f)
+    n = f.shape[dim]
+    if n > 1:
+        out.narrow(dim, 0, n - 1).copy_(f.narrow(dim, 0, n - 1) - f.narrow(dim, 1, n - 1))
+    return out
+
+
+def motion_boundaries(flow: Tensor, rel: float = 0.01, abs_: float = 0.002, differences: str = "forward") -> Tensor:
+    """Motion-boundary mask of a flow ``(B, 2, H, W)``: ``|∇u|² + |∇v|² > rel·|w|² + abs_`` with ``"forward"``
+    differences (Lai) or ``"central"`` ones (Ruder; see the module docstring). Returns ``(B, 1, H, W)`` bool, True
+    on a boundary."""
     flow = flow_to_tensor(flow)
-    grad = _central_difference(flow, 3).square() + _central_difference(flow, 2).square()  # (B, 2, H, W)
+    diff = {"forward": _forward_difference, "central": _central_difference}[differences]
+    grad = diff(flow, 3).square() + diff(flow, 2).square()  # (B, 2, H, W)
     return (grad.sum(1, keepdim=True) > rel * flow.square().sum(1, keepdim=True) + abs_)
 
 
@@ -232,19 +256,65 @@ class OcclusionConfig:
     motion_boundaries: bool = True
 
 
-def reliability_mask(backward_flow: Tensor, forward_flow: Tensor, config: OcclusionConfig = OcclusionConfig()) -> Tensor:
-    """Ruder et al.'s mask on frame t's grid: ``backward_flow`` ŵ = w_{t→s} (B, 2, H, W) checked against
-    ``forward_flow`` w = w_{s→t} (same shape). Returns ``(B, 1, H, W)`` bool, **True = reliable** (inside the frame,
-    forward–backward consistent and, unless disabled, not on a motion boundary); ``~mask`` is the occlusion mask.
+@dataclass(frozen=True)
+class WarpingDefinition:
+    """Every choice that makes one warping error differ from another, named (see the module docstring).
+
+    * ``channels``: ``"mean"`` — the squared error averaged over the RGB channels (Lai et al.'s released
+      ``evaluate_WarpError.py``: its mask is read as a 3-channel image, so N counts each pixel three times) — or
+      ``"sum"`` (‖·‖²₂ over the channels, as Lai's Eq. 9 is written): exactly 3× the mean on RGB frames;
+    * ``direction``: ``"forward"`` — frame t warped onto frame t−1 with the forward flow w_{t−1→t}, compared with
+      frame t−1 on its grid (Lai's code) — or ``"backward"``: frame t−1 warped onto frame t with w_{t→t−1};
+    * ``out_of_frame``: ``"border"`` — samples outside the frame take the border value and count (Lai's
+      ``Resample2d`` clamps) — or ``"unreliable"`` (Ruder et al.'s consistency checker masks them);
+    * ``differences``: motion-boundary gradients by ``"forward"`` differences ``f(x) − f(x+1)`` (0 on the last
+      row/column; Lai) or ``"central"`` ones with replicated edges (Ruder);
+    * ``empty_mask``: a pair without any reliable pixel gives the error over ``"all_pixels"`` (Lai: N = H·W·C) or
+      ``"nan"``.
     """
-    bwd = flow_to_tensor(backward_flow)
-    fwd = _check_flow(forward_flow, bwd, "forward flow")
+
+    channels: str = "mean"
+    direction: str = "forward"
+    out_of_frame: str = "border"
+    differences: str = "forward"
+    empty_mask: str = "all_pixels"
+
+    def __post_init__(self) -> None:
+        for key, allowed in (("channels", ("mean", "sum")), ("direction", ("forward", "backward")),
+                             ("out_of_frame", ("border", "unreliable")), ("differences", ("forward", "central")),
+                             ("empty_mask", ("all_pixels", "nan"))):
+            if getattr(self, key) not in allowed:
+                raise InputError(f"warping error {key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+
+
+LAI2018 = WarpingDefinition()
+"""Lai et al.'s released evaluation code (``evaluate_WarpError.py`` + ``utils.detect_occlusion``): the default."""
+RUDER2016 = WarpingDefinition(channels="sum", direction="backward", out_of_frame="unreliable", differences="central",
+                              empty_mask="nan")
+"""Ruder et al.'s artistic-videos consistency checker conventions with Lai's Eq. 9 as written (channel sum): what
+this harness computed before the released code's definition became the default (3× Lai's value on RGB frames)."""
+DEFINITIONS: dict[str, WarpingDefinition] = {"lai2018": LAI2018, "ruder2016": RUDER2016}
+
+
+def reliability_mask(flow: Tensor, other_flow: Tensor, config: OcclusionConfig = OcclusionConfig(),
+                     definition: WarpingDefinition = LAI2018) -> Tensor:
+    """The consistency mask on the grid ``flow`` is defined on: ``flow`` ŵ = w_{a→b} (B, 2, H, W) checked against
+    ``other_flow`` w = w_{b→a} (same shape). Returns ``(B, 1, H, W)`` bool, **True = reliable** (forward–backward
+    consistent, unless disabled not on a motion boundary, and with ``definition.out_of_frame="unreliable"`` inside
+    the frame); ``~mask`` is the occlusion mask. (Lai's ``detect_occlusion(bw_flow, fw_flow)`` on frame t−1 is
+    ``reliability_mask(w_{t−1→t}, w_{t→t−1})``; Ruder's mask on frame t is ``reliability_mask(w_{t→t−1},
+    w_{t−1→t}, definition=RUDER2016)``.)
+    """
+    bwd = flow_to_tensor(flow)
+    fwd = _check_flow(other_flow, bwd, "other flow")
     fwd_at, inside = backward_warp(fwd.expand(bwd.shape[0], -1, -1, -1), bwd)  # w̃(x) = w(x + ŵ(x))
     lhs = (fwd_at + bwd).square().sum(1, keepdim=True)
     rhs = config.consistency_rel * (fwd_at.square().sum(1, keepdim=True) + bwd.square().sum(1, keepdim=True))
-    reliable = inside & (lhs <= rhs + config.consistency_abs)
+    reliable = lhs <= rhs + config.consistency_abs
+    if definition.out_of_frame == "unreliable":
+        reliable &= inside
     if config.motion_boundaries:
-        reliable &= ~motion_boundaries(bwd, config.boundary_rel, config.boundary_abs)
+        reliable &= ~motion_boundaries(bwd, config.boundary_rel, config.boundary_abs, definition.differences)
     return reliable
 
 
@@ -252,33 +322,58 @@ def reliability_mask(backward_flow: Tensor, forward_flow: Tensor, config: Occlus
 # The warping error
 # ----------------------------------------------------------------------------------------------------------------------
 def warping_error(
-    current: Tensor,
-    previous: Tensor,
-    backward_flow: Tensor,
+    target: Tensor,
+    source: Tensor,
+    flow: Tensor,
     mask: Tensor | None = None,
     scale: float = 1.0,
+    definition: WarpingDefinition = LAI2018,
 ) -> Tensor:
-    """Lai et al.'s warping error of each pair: ``current`` O_t and ``previous`` O_s (B, C, H, W) in [0, 1],
-    ``backward_flow`` ŵ = w_{t→s} (B|1, 2, H, W), ``mask`` M_t (B|1, 1, H, W), True/1 = reliable (None: every pixel
-    whose sample position lies inside the frame). Returns ``(B,)`` float64::
+    """The warping error of each pair: ``source`` (B, C, H, W) in [0, 1] warped onto ``target``'s grid with ``flow``
+    (B|1, 2, H, W), defined on that grid (``warp(source)(x) = source(x + flow(x))``), compared with ``target``;
+    ``mask`` (B|1, 1, H, W), True/1 = reliable (None: every pixel). Returns ``(B,)`` float64::
 
-        E = Σ_x M(x)·valid(x) · Σ_c scale² (O_t(x, c) − O_s(x + ŵ(x), c))²  /  Σ_x M(x)·valid(x)
+        E = Σ_x M(x) · Σ_c scale² (target(x, c) − warp(source)(x, c))²  /  (Σ_x M(x) · C)       (channels "mean")
 
-    (NaN where no pixel is reliable). ``valid`` is the in-frame test of :func:`backward_warp`.
+    (``· C`` dropped with ``channels="sum"``). With ``out_of_frame="unreliable"`` pixels whose sample lies outside
+    the frame are masked too; a pair without a reliable pixel is NaN (``empty_mask="nan"``) or the error over every
+    pixel (Lai). Lai's pair (t−1, t): ``warping_error(O_{t−1}, O_t, w_{t−1→t}, mask)``; Ruder's:
+    ``warping_error(O_t, O_{t−1}, w_{t→t−1}, mask, definition=RUDER2016)``.
     """
-    if current.shape != previous.shape or current.dim() != 4:
-        raise InputError(f"current {tuple(current.shape)} and previous {tuple(previous.shape)} must be equal (B, C, H, W)")
-    current64, previous64 = current.to(torch.float64), previous.to(torch.float64)
-    warped, valid = backward_warp(previous64, _check_flow(backward_flow, previous64, "backward flow"))
+    if target.shape != source.shape or target.dim() != 4:
+        raise InputError(f"target {tuple(target.shape)} and source {tuple(source.shape)} must be equal (B, C, H, W)")
+    target64, source64 = target.to(torch.float64), source.to(torch.float64)
+    warped, valid = backward_warp(source64, _check_flow(flow, source64, "flow"))
     weight = valid.to(torch.float64)
+    if definition.out_of_frame == "border":  # border-clamped samples count (Lai's Resample2d)
+        weight = torch.ones_like(weight)
     if mask is not None:
-        if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != current.shape[-2:]:
+        if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != target.shape[-2:]:
             raise InputError(f"mask must have shape (B|1, 1, H, W) matching the frames, got {tuple(mask.shape)}")
         weight = weight * mask.to(weight.device, torch.float64)
-    squared = (scale * (current64 - warped)).square().sum(1, keepdim=True)  # (B, 1, H, W)
-    count = weight.sum((1, 2, 3))
+    squared = (scale * (target64 - warped)).square().sum(1, keepdim=True)  # (B, 1, H, W), summed over channels
+    channels = target.shape[1] if definition.channels == "mean" else 1
+    count = weight.sum((1, 2, 3)) * channels
     total = (weight * squared).sum((1, 2, 3))
+    if definition.empty_mask == "all_pixels":
+        everything = squared.sum((1, 2, 3)) / (squared[0].numel() * channels)
+        return torch.where(count > 0, total / count.clamp_min(1e-12), everything)
     return torch.where(count > 0, total / count.clamp_min(1e-12), torch.full_like(total, float("nan")))
+
+
+def pair_error(previous: Tensor, current: Tensor, forward_flow: Tensor, backward_flow: Tensor, scale: float = 1.0,
+               definition: WarpingDefinition = LAI2018, occlusion: OcclusionConfig = OcclusionConfig(),
+               mask: Tensor | None = None) -> Tensor:
+    """The warping error of frames (s, t) = (``previous``, ``current``) (B, C, H, W) with their flows
+    ``forward_flow`` w_{s→t} and ``backward_flow`` w_{t→s}, in ``definition``'s direction, with its consistency mask
+    (:func:`reliability_mask`) unless ``mask`` is given. Returns ``(B,)`` float64."""
+    if definition.direction == "forward":
+        target, source, flow, other = previous, current, forward_flow, backward_flow
+    else:
+        target, source, flow, other = current, previous, backward_flow, forward_flow
+    if mask is None:
+        mask = reliability_mask(flow, other, occlusion, definition)
+    return warping_error(target, source, flow, mask, scale, definition)
 
 
 class WarpingError:
@@ -291,25 +386,24 @@ class WarpingError:
     higher_is_better = False
     unit = ""
 
-    def __init__(self, scale: float = 1.0, occlusion: OcclusionConfig = OcclusionConfig()) -> None:
+    def __init__(self, scale: float = 1.0, occlusion: OcclusionConfig = OcclusionConfig(),
+                 definition: WarpingDefinition | str = LAI2018) -> None:
         self.scale = float(scale)
         self.occlusion = occlusion
+        if isinstance(definition, str):
+            if definition not in DEFINITIONS:
+                raise InputError(f"unknown warping-error definition {definition!r}; known: {', '.join(DEFINITIONS)}")
+            definition = DEFINITIONS[definition]
+        self.definition = definition
         self._values: list[Tensor] = []
 
     @torch.inference_mode()
-    def update(
-        self,
-        current: Tensor,
-        previous: Tensor,
-        backward_flow: Tensor,
-        forward_flow: Tensor | None = None,
-        mask: Tensor | None = None,
-    ) -> Tensor:
-        """Per-pair errors; the mask is ``mask`` if given, else :func:`reliability_mask` of the two flows when
-        ``forward_flow`` is given, else only the in-frame test."""
-        if mask is None and forward_flow is not None:
-            mask = reliability_mask(backward_flow, forward_flow, self.occlusion)
-        values = warping_error(current, previous, backward_flow, mask, self.scale).detach().cpu().flatten()
+    def update(self, previous: Tensor, current: Tensor, forward_flow: Tensor, backward_flow: Tensor,
+               mask: Tensor | None = None) -> Tensor:
+        """Per-pair errors of frames (s, t) with the flows w_{s→t}, w_{t→s} (:func:`pair_error`); the consistency
+        mask unless ``mask`` (on the grid of the definition's target frame) is given."""
+        values = pair_error(previous, current, forward_flow, backward_flow, self.scale, self.definition,
+                            self.occlusion, mask).detach().cpu().flatten()
         self._values.append(values)
         return values
 
@@ -322,6 +416,8 @@ class WarpingError:
         self._values.clear()
 
     def config(self) -> dict:
+        name = next((k for k, v in DEFINITIONS.items() if v == self.definition), "custom")
         return {"name": self.name, "higher_is_better": self.higher_is_better, "scale": self.scale,
-                "occlusion": asdict(self.occlusion),
-                "definition": "mean over pairs of [sum_x M(x) sum_c (scale*(O_t - warp(O_s)))^2 / sum_x M(x)]"}
+                "occlusion": asdict(self.occlusion), "definition": name, "choices": asdict(self.definition),
+                "formula": "mean over pairs of [sum_x M(x) sum_c (scale*(target - warp(source)))^2 / "
+                           f"(sum_x M(x){' * C' if self.definition.channels == 'mean' else ''})]"}

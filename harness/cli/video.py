@@ -49,6 +49,10 @@ def add_video_parser(subparsers) -> argparse.ArgumentParser:
                         help="lag of the long-range error, pairs (t-K, t) (default 5; 0 disables)")
     parser.add_argument("--scale", type=positive_float, default=1.0,
                         help="intensity scale of the error: 1 = images in [0, 1] (default), 255 = 8-bit units")
+    parser.add_argument("--definition", choices=("lai2018", "ruder2016"), default="lai2018",
+                        help="warping-error definition: lai2018 = Lai et al.'s released code (default: forward flow, "
+                             "mean over RGB, border samples kept), ruder2016 = backward flow, Ruder's mask, sum over "
+                             "RGB (3x lai2018's channel mean)")
     parser.add_argument("--preview", choices=("mp4", "gif", "none"), default="mp4", help="preview videos (default mp4)")
     parser.add_argument("--fps", type=positive_float, default=12.0, help="frame rate of the previews (default 12)")
     parser.add_argument("--out", type=Path, default=None,
@@ -78,7 +82,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         methods=args.methods, clips={clip_name(source): str(source)}, style=str(args.style),
         out=args.out or Path("results") / f"video-{time.strftime('%Y%m%d-%H%M%S')}",
         size=None if args.keep_size else args.size, max_frames=args.max_frames, flow=str(args.flow),
-        long_range_k=args.long_range, scale=args.scale, preview=args.preview, fps=args.fps,
+        long_range_k=args.long_range, scale=args.scale, definition=args.definition, preview=args.preview, fps=args.fps,
         device=str(resolve_device(args.device or "cpu")), init=args.init, seed=0 if args.seed is None else args.seed,
         weights_dir=str(existing_path(args.weights_dir, "--weights-dir")) if args.weights_dir else None,
         download=False if args.no_download else None, method_options=method_options, force=bool(args.force),
