@@ -22,7 +22,7 @@ from PIL import Image, ImageSequence
 from methods import Method, checkpoint_payload
 from metrics.preference import COLUMNS as VOTE_COLUMNS
 from metrics.preference import VoteProblem, votes_frame
-from metrics.temporal import flow_to_array
+from metrics.temporal import FLOW_BACKENDS, estimate_flow, flow_to_array, flow_to_tensor, resize_flow
 
 from .atomic import atomic_path, write_bytes_atomic
 from .errors import FlowFileError, ImageError, VideoError, VotesError
@@ -30,7 +30,7 @@ from .images import IMAGE_EXTENSIONS, list_images, load_image, resize_image
 
 __all__ = [
     "FLO_TAG", "VIDEO_SUFFIXES", "Clip", "check_frame_sequence", "clip_name", "read_clip", "read_flo", "read_votes",
-    "save_checkpoint", "save_torch", "write_flo", "write_preview",
+    "FlowSource", "save_checkpoint", "save_torch", "write_flo", "write_preview",
 ]
 
 
@@ -334,3 +334,40 @@ def write_preview(frames: np.ndarray, path_stem: str | os.PathLike, fmt: str = "
         pass
     gif = _write_gif(frames, stem.with_suffix(".gif"), fps)
     return gif, f"{final}: OpenCV could not write an mp4 (codec mp4v unavailable); wrote {gif.name} instead"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The flows of a clip
+# ----------------------------------------------------------------------------------------------------------------------
+class FlowSource:
+    """Backward and forward flow between two frames of a clip: estimated with OpenCV on the input frames, or read
+    from ``.flo`` files (resampled to the frames' size with :func:`metrics.temporal.resize_flow`)."""
+
+    def __init__(self, flow: str, clip: Clip, n_clips: int) -> None:
+        self.backend = flow if flow in FLOW_BACKENDS else None
+        self.folder: Path | None = None
+        if self.backend is None:
+            folder = Path(flow)
+            self.folder = folder / clip.name if (folder / clip.name).is_dir() else folder
+            if n_clips > 1 and self.folder == folder:
+                raise VideoError(f"flow folder {folder}: with several clips it needs one subfolder per clip "
+                                 f"(missing {folder / clip.name})")
+        self.clip = clip
+
+    def paths(self, t: int, s: int) -> tuple[Path, Path]:
+        """``backward_<t>_<s>.flo`` and ``forward_<s>_<t>.flo`` for 0-based frames t, s (1-based in the names)."""
+        assert self.folder is not None
+        return self.folder / f"backward_{t + 1}_{s + 1}.flo", self.folder / f"forward_{s + 1}_{t + 1}.flo"
+
+    def available(self, t: int, s: int) -> bool:
+        return self.backend is not None or all(p.is_file() for p in self.paths(t, s))
+
+    def __call__(self, t: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w_{t→s}, w_{s→t})`` as ``(1, 2, H, W)`` float32 tensors at the clip's processing size."""
+        if self.backend is not None:
+            frames = self.clip.frames
+            backward = estimate_flow(frames[t], frames[s], self.backend)
+            forward = estimate_flow(frames[s], frames[t], self.backend)
+            return flow_to_tensor(backward), flow_to_tensor(forward)
+        backward_path, forward_path = self.paths(t, s)
+        return tuple(resize_flow(flow_to_tensor(read_flo(p)), self.clip.size) for p in (backward_path, forward_path))

@@ -45,11 +45,8 @@ from metrics.temporal import (
     FLOW_BACKENDS,
     DEFINITIONS as WARPING_DEFINITIONS,
     OcclusionConfig,
-    estimate_flow,
-    flow_to_tensor,
     pair_error,
     reliability_mask,
-    resize_flow,
 )
 
 from .atomic import write_json_atomic, write_text_atomic
@@ -58,7 +55,7 @@ from .errors import FlowFileError, VideoError
 from .figures import plot_per_frame_error
 from .images import load_image, resize_image, save_image, tensor_to_image
 from .errors import ImageError
-from .io import Clip, frame_to_tensor, clip_name, read_clip, read_flo, write_preview
+from .io import Clip, FlowSource, clip_name, frame_to_tensor, read_clip, write_preview
 from .tables import MetricSpec, write_tables
 
 __all__ = [
@@ -178,43 +175,6 @@ class VideoConfig:
 # ----------------------------------------------------------------------------------------------------------------------
 # Reading clips
 # ----------------------------------------------------------------------------------------------------------------------
-# ----------------------------------------------------------------------------------------------------------------------
-# Flow sources
-# ----------------------------------------------------------------------------------------------------------------------
-class FlowSource:
-    """Backward and forward flow between two frames of a clip: estimated with OpenCV on the input frames, or read
-    from ``.flo`` files (resampled to the frames' size with :func:`metrics.temporal.resize_flow`)."""
-
-    def __init__(self, flow: str, clip: Clip, n_clips: int) -> None:
-        self.backend = flow if flow in FLOW_BACKENDS else None
-        self.folder: Path | None = None
-        if self.backend is None:
-            folder = Path(flow)
-            self.folder = folder / clip.name if (folder / clip.name).is_dir() else folder
-            if n_clips > 1 and self.folder == folder:
-                raise VideoError(f"flow folder {folder}: with several clips it needs one subfolder per clip "
-                                 f"(missing {folder / clip.name})")
-        self.clip = clip
-
-    def paths(self, t: int, s: int) -> tuple[Path, Path]:
-        """``backward_<t>_<s>.flo`` and ``forward_<s>_<t>.flo`` for 0-based frames t, s (1-based in the names)."""
-        assert self.folder is not None
-        return self.folder / f"backward_{t + 1}_{s + 1}.flo", self.folder / f"forward_{s + 1}_{t + 1}.flo"
-
-    def available(self, t: int, s: int) -> bool:
-        return self.backend is not None or all(p.is_file() for p in self.paths(t, s))
-
-    def __call__(self, t: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(w_{t→s}, w_{s→t})`` as ``(1, 2, H, W)`` float32 tensors at the clip's processing size."""
-        if self.backend is not None:
-            frames = self.clip.frames
-            backward = estimate_flow(frames[t], frames[s], self.backend)
-            forward = estimate_flow(frames[s], frames[t], self.backend)
-            return flow_to_tensor(backward), flow_to_tensor(forward)
-        backward_path, forward_path = self.paths(t, s)
-        return tuple(resize_flow(flow_to_tensor(read_flo(p)), self.clip.size) for p in (backward_path, forward_path))
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs: previews, plot, tables
 # ----------------------------------------------------------------------------------------------------------------------
