@@ -363,7 +363,7 @@ def run_identity(config: RunConfig, methods: Mapping[str, Method], suite: Metric
 
 
 def _manifest(config: RunConfig, methods: dict[str, Method], suite: MetricCollection, images: ImageCache,
-              inputs: tuple[list[Path], list[Path]], started: str, command: str,
+              inputs: tuple[list[Path], list[Path]], identity: dict[str, Any], started: str, command: str,
               summary: dict[str, Any]) -> dict[str, Any]:
     contents, styles = inputs
     return {
@@ -378,7 +378,7 @@ def _manifest(config: RunConfig, methods: dict[str, Method], suite: MetricCollec
         "metric_inputs": "stylised outputs quantised as saved (clamp, ×255, truncate to uint8)",
         "images": {"content": {p.name: images.hashes[p] for p in contents},
                    "style": {p.name: images.hashes[p] for p in styles}},
-        "identity": run_identity(config, methods, suite),
+        "identity": identity,
         "summary": summary,
     }
 
@@ -405,7 +405,8 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     with RunLock(config.out, _suffix(config)):
         for folder in (config.out, *(config.out / name for name in methods)):
             remove_stale_temporaries(folder)  # left by a killed run
-        check_identity(config.out, run_identity(config, methods, suite), force=config.force)
+        identity = run_identity(config, methods, suite)
+        check_identity(config.out, identity, force=config.force)
         clock.add("setup", start)
         computed = _stylise_pairs(config, methods, suite, pairs, images, clock)
         if "timing" in config.metrics:
@@ -415,7 +416,8 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
             "skipped": len(pairs) * len(methods) - computed,
             "seconds": {k: round(v, 3) for k, v in clock.seconds.items()}, "unavailable": suite.unavailable,
         }
-        manifest = _manifest(config, methods, suite, images, (contents, styles), started, command, summary)
+        manifest = _manifest(config, methods, suite, images, (contents, styles), identity, started, command,
+                             summary)
         write_json_atomic(config.out / f"manifest{_suffix(config)}.json", manifest)
         if config.shard is None:
             summary["tables"] = {k: str(v) for k, v in write_run_tables([config.out], votes=config.votes).items()}

@@ -46,7 +46,7 @@ from metrics.temporal import (
     DEFINITIONS as WARPING_DEFINITIONS,
     OcclusionConfig,
     pair_error,
-    reliability_mask,
+    pair_mask,
 )
 
 from .atomic import write_json_atomic, write_text_atomic
@@ -315,15 +315,14 @@ def _temporal_rows(config: VideoConfig, clip: Clip, series: dict[str, np.ndarray
                          "long-range error not computed")
         pairs += [p for p in long_pairs if p not in missing]
     occlusion = OcclusionConfig()
+    definition = WARPING_DEFINITIONS[config.definition]
     results: dict[tuple[str, int], dict[str, Any]] = {}
     for t, s, column in tqdm(pairs, desc=f"{clip.name}/warping error", unit="pair", disable=not config.progress):
         start = time.perf_counter()
         backward, forward = flows(t, s)
         now = time.perf_counter()
         clock["flow" if column == "error" else "flow_long_range"] += now - start
-        definition = WARPING_DEFINITIONS[config.definition]
-        flow, other = (forward, backward) if definition.direction == "forward" else (backward, forward)
-        mask = reliability_mask(flow, other, occlusion, definition)  # on the grid of the definition's target frame
+        mask = pair_mask(forward, backward, occlusion, definition)  # kept for the reliable fraction
         errors = pair_error(batch(s), batch(t), forward, backward, config.scale, definition, occlusion, mask).tolist()
         clock["metric"] += time.perf_counter() - now
         counts["pairs" if column == "error" else "long_range_pairs"] += 1

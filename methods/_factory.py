@@ -5,6 +5,7 @@ such a method is flagged by its :class:`~methods._info.Provenance`.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def _load_encoder(info: MethodInfo, model: StyleTransferNet, loading: Loading, r
     if info.encoder_weights is None:
         return None
     if random_seed is not None:
-        loading = Loading(loading.weights, loading.weights_dir, "random", loading.device, loading.seed, loading.download)
+        loading = dataclasses.replace(loading, init="random")
     record = resolve_for_init(info.encoder_weights, loading)
     if record is None:
         model.encoder.reset_random(torch.Generator().manual_seed(random_seed + 1))

@@ -66,6 +66,7 @@ from .base import Summary, summarize
 
 __all__ = [
     "pair_error",
+    "pair_mask",
     "WarpingDefinition",
     "RUDER2016",
     "LAI2018",
@@ -361,19 +362,26 @@ def warping_error(
     return torch.where(count > 0, total / count.clamp_min(1e-12), torch.full_like(total, float("nan")))
 
 
+def pair_mask(forward_flow: Tensor, backward_flow: Tensor, occlusion: OcclusionConfig = OcclusionConfig(),
+              definition: WarpingDefinition = LAI2018) -> Tensor:
+    """The consistency mask of frames (s, t) with flows w_{s→t}, w_{t→s}, on the grid of ``definition``'s target
+    frame (s for ``"forward"``, t for ``"backward"``): (B, 1, H, W) bool, True = reliable."""
+    if definition.direction == "forward":
+        return reliability_mask(forward_flow, backward_flow, occlusion, definition)
+    return reliability_mask(backward_flow, forward_flow, occlusion, definition)
+
+
 def pair_error(previous: Tensor, current: Tensor, forward_flow: Tensor, backward_flow: Tensor, scale: float = 1.0,
                definition: WarpingDefinition = LAI2018, occlusion: OcclusionConfig = OcclusionConfig(),
                mask: Tensor | None = None) -> Tensor:
     """The warping error of frames (s, t) = (``previous``, ``current``) (B, C, H, W) with their flows
     ``forward_flow`` w_{s→t} and ``backward_flow`` w_{t→s}, in ``definition``'s direction, with its consistency mask
-    (:func:`reliability_mask`) unless ``mask`` is given. Returns ``(B,)`` float64."""
-    if definition.direction == "forward":
-        target, source, flow, other = previous, current, forward_flow, backward_flow
-    else:
-        target, source, flow, other = current, previous, backward_flow, forward_flow
+    (:func:`pair_mask`) unless ``mask`` is given. Returns ``(B,)`` float64."""
     if mask is None:
-        mask = reliability_mask(flow, other, occlusion, definition)
-    return warping_error(target, source, flow, mask, scale, definition)
+        mask = pair_mask(forward_flow, backward_flow, occlusion, definition)
+    if definition.direction == "forward":
+        return warping_error(previous, current, forward_flow, mask, scale, definition)
+    return warping_error(current, previous, backward_flow, mask, scale, definition)
 
 
 class WarpingError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +64,16 @@ def smoke_results(tmp_path_factory) -> Path:
         study = load_study_file(Path(__file__).resolve().parents[1] / "studies" / "smoke.yaml")
         run_study(study, StudyOverrides(out=root / "smoke", progress=False))
     return root / "smoke"
+
+
+@pytest.fixture
+def eval_images(tmp_path):
+    """2 content × 2 style images from the StyA2K eval set, copied so tests can add bad files."""
+    root = shared_asset("images/eval/stya2k")
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    for i in (1, 2):
+        shutil.copy(root / "content" / f"content{i}.png", content)
+        shutil.copy(root / "style" / f"style{i}.png", style)
+    return content, style

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,18 +25,6 @@ from .conftest import shared_asset
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def images(tmp_path):
-    root = shared_asset("images/eval/stya2k")
-    content, style = tmp_path / "content", tmp_path / "style"
-    content.mkdir()
-    style.mkdir()
-    for i in (1, 2):
-        shutil.copy(root / "content" / f"content{i}.png", content)
-        shutil.copy(root / "style" / f"style{i}.png", style)
-    return content, style
-
-
 def config(out, images, **kw):
     content, style = images
     base = dict(methods=["adain"], out=out, content=[str(content)], style=[str(style)], size=64, init="random",
@@ -54,9 +41,9 @@ def last_line_cut_inside_a_number(path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Torn rows
 # ----------------------------------------------------------------------------------------------------------------------
-def test_a_torn_last_row_is_not_done_and_is_never_tabulated(tmp_path, images):
+def test_a_torn_last_row_is_not_done_and_is_never_tabulated(tmp_path, eval_images):
     out = tmp_path / "run"
-    execute_run(config(out, images))
+    execute_run(config(out, eval_images))
     metrics = out / "metrics.csv"
     whole = metrics.read_text().splitlines()
     last_line_cut_inside_a_number(metrics)
@@ -65,36 +52,36 @@ def test_a_torn_last_row_is_not_done_and_is_never_tabulated(tmp_path, images):
     assert len(frame) == 3 and frame["style_loss"].notna().all()
     table = write_run_tables([out])
     assert ",3," in table["csv"].read_text().splitlines()[1]  # n = 3 whole rows, not 4 with a cut value
-    summary = execute_run(config(out, images))
+    summary = execute_run(config(out, eval_images))
     assert summary["computed"] == 1 and summary["skipped"] == 3
     assert metrics.read_text().splitlines() == whole  # the pair is computed again, to the same row
 
 
-def test_a_malformed_row_is_computed_again(tmp_path, images):
+def test_a_malformed_row_is_computed_again(tmp_path, eval_images):
     out = tmp_path / "run"
-    execute_run(config(out, images))
+    execute_run(config(out, eval_images))
     metrics = out / "metrics.csv"
     lines = metrics.read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + ",0.12.3"  # not a number
     metrics.write_text("\n".join(lines) + "\n")
     assert len(read_done(metrics)) == 3
-    assert execute_run(config(out, images))["computed"] == 1
+    assert execute_run(config(out, eval_images))["computed"] == 1
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # One configuration per run directory
 # ----------------------------------------------------------------------------------------------------------------------
-def test_a_run_of_other_settings_into_the_same_folder_is_refused(tmp_path, images):
+def test_a_run_of_other_settings_into_the_same_folder_is_refused(tmp_path, eval_images):
     out = tmp_path / "run"
-    execute_run(config(out, images))
+    execute_run(config(out, eval_images))
     before = (out / "metrics.csv").read_text()
     with pytest.raises(RunError, match=r"other settings: size 64 \(this run: 96\)"):
-        execute_run(config(out, images, size=96))
+        execute_run(config(out, eval_images, size=96))
     assert (out / "metrics.csv").read_text() == before
-    execute_run(config(out, images, methods=["adain", "styA2K"]))  # another method, same settings: allowed
+    execute_run(config(out, eval_images, methods=["adain", "styA2K"]))  # another method, same settings: allowed
     with pytest.raises(RunError, match="heads"):
-        execute_run(config(out, images, methods=["styA2K"], method_options={"styA2K": {"heads": 4}}))
-    summary = execute_run(config(out, images, size=96, force=True))
+        execute_run(config(out, eval_images, methods=["styA2K"], method_options={"styA2K": {"heads": 4}}))
+    summary = execute_run(config(out, eval_images, size=96, force=True))
     assert summary["computed"] == 4
     assert json.loads((out / "identity.json").read_text())["size"] == 96
 
@@ -102,26 +89,26 @@ def test_a_run_of_other_settings_into_the_same_folder_is_refused(tmp_path, image
 # ----------------------------------------------------------------------------------------------------------------------
 # One writer per run directory
 # ----------------------------------------------------------------------------------------------------------------------
-def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, images):
+def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, eval_images):
     out = tmp_path / "run"
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (out / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "started": "now"}))
         with pytest.raises(RunError, match=f"being written by process {holder.pid}"):
-            execute_run(config(out, images))
+            execute_run(config(out, eval_images))
         assert not (out / "metrics.csv").exists()
     finally:
         holder.kill()
         holder.wait()
     with pytest.warns(UserWarning, match="stale lock"):
-        assert execute_run(config(out, images))["computed"] == 4
+        assert execute_run(config(out, eval_images))["computed"] == 4
     assert not (out / ".lock").exists()
     # shards lock their own files: a shard runs while the lock of another shard is held
     sharded = tmp_path / "sharded"
     sharded.mkdir()
     (sharded / ".lock.shard-0-of-2").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    assert execute_run(config(sharded, images, shard=(1, 2)))["computed"] == 2
+    assert execute_run(config(sharded, eval_images, shard=(1, 2)))["computed"] == 2
 
 
 def test_a_killed_run_resumes_exactly(tmp_path):
@@ -173,25 +160,25 @@ def run_argv(images, *extra):
             "--metrics", "style_loss", "--no-progress", *extra]
 
 
-def test_bad_run_settings_are_one_line(tmp_path, images, capsys):
+def test_bad_run_settings_are_one_line(tmp_path, eval_images, capsys):
     a_file = tmp_path / "taken"
     a_file.write_text("x")
-    assert "exists and is not a folder" in one_line_error(capsys, run_argv(images, "--out", a_file))
+    assert "exists and is not a folder" in one_line_error(capsys, run_argv(eval_images, "--out", a_file))
     for text, expected in (("size: big", "key 'size' must be an integer"), ("pairs: -3", "--pairs must be"),
                            ("timing_repeats: 0", "--timing-repeats must be")):
         cfg = tmp_path / "c.yaml"
         cfg.write_text(text + "\n")
-        line = one_line_error(capsys, run_argv(images, "--config", cfg, "--out", tmp_path / "o"))
+        line = one_line_error(capsys, run_argv(eval_images, "--config", cfg, "--out", tmp_path / "o"))
         assert expected in line, line
     assert not (tmp_path / "o").exists()
 
 
-def test_a_full_disk_is_one_line_naming_the_file(tmp_path, images, capsys, monkeypatch):
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, eval_images, capsys, monkeypatch):
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", full)
-    content, style = images
+    content, style = eval_images
     output = tmp_path / "out.png"
     line = one_line_error(capsys, ["stylize", "--method", "adain", "--init", "random", "--size", "64", "--content",
                                    content / "content1.png", "--style", style / "style1.png", "--output", output])

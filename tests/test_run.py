@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import pytest
 
@@ -13,20 +12,6 @@ from harness.run import RunConfig, execute_run, resolve_pairs
 from harness.rundir import merge_shards, write_run_tables
 from methods import UnknownMethodError
 
-from .conftest import shared_asset
-
-
-@pytest.fixture
-def eval_images(tmp_path):
-    """2 content × 2 style images from the StyA2K eval set, copied so tests can add bad files."""
-    root = shared_asset("images/eval/stya2k")
-    content, style = tmp_path / "content", tmp_path / "style"
-    content.mkdir()
-    style.mkdir()
-    for i in (1, 2):
-        shutil.copy(root / "content" / f"content{i}.png", content)
-        shutil.copy(root / "style" / f"style{i}.png", style)
-    return content, style
 
 
 def config(out, content, style, **kw):
