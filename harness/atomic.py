@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import disk_full
+from .errors import write_failed
 
 __all__ = [
     "atomic_path", "process_alive", "remove_stale_temporaries", "temporary_path", "write_bytes_atomic",
@@ -63,17 +63,22 @@ def process_alive(pid: int) -> bool:
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, make_parents: bool = False) -> Iterator[Path]:
     """``with atomic_path(p) as tmp: write(tmp)``: on success ``tmp`` replaces ``p``; on any error (or interrupt)
-    ``tmp`` is removed and ``p`` is untouched. A full device is a :class:`~harness.errors.DiskFullError` naming
-    ``p`` (not the temporary file)."""
+    ``tmp`` is removed and ``p`` is untouched. A full device is a :class:`~harness.errors.DiskFullError` and a
+    refused write (permissions, a missing or read-only folder) an :class:`~harness.errors.UnwritableError`, both
+    naming ``p``, never the temporary file."""
     final = Path(final)
-    if make_parents:
-        final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if make_parents:
+            final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_failed(exc, final) from exc
     tmp = temporary_path(final)
     try:
         yield tmp
         os.replace(tmp, final)
     except OSError as exc:
-        raise disk_full(exc, final) from exc
+        about_this_file = exc.filename in (None, os.fspath(tmp), os.fspath(final))
+        raise (write_failed(exc, final) if about_this_file else exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

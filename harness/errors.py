@@ -13,8 +13,9 @@ import errno
 from methods.errors import InputError, OptionError, SettingsMessage, UnknownMethodError, WeightsError, literal
 
 __all__ = [
-    "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "DiskFullError", "FlowFileError", "ImageError", "RunError",
-    "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "VideoError", "VotesError", "disk_full", "format_error",
+    "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "DiskFullError", "FlowFileError", "ImageError",
+    "ImageWarning", "RunError", "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "UnwritableError",
+    "VideoError", "VotesError", "format_error", "write_failed",
 ]
 
 EXIT_USAGE = 2
@@ -80,6 +81,16 @@ class DiskFullError(OSError):
     whole: every writer is atomic or appends flushed rows)."""
 
 
+class UnwritableError(OSError):
+    """A file that cannot be written (its folder is missing, read-only, or a file stands where a folder should be):
+    one line naming the file the user asked for, never the hidden temporary file it is written through."""
+
+
+class ImageWarning(UserWarning):
+    """An image that decoded but may be damaged or hostile (a wrong PNG checksum, a decompression-bomb-sized
+    image): one line naming the file."""
+
+
 class TrainingDivergedError(_Templated, RuntimeError):
     """The loss became NaN/inf; the message names the step, the terms and the last good checkpoint."""
 
@@ -94,6 +105,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     OptionError,
     InputError,  # FlowFileError
     DiskFullError,
+    UnwritableError,
     FileExistsError,
     FileNotFoundError,
     IsADirectoryError,
@@ -106,12 +118,22 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def disk_full(exc: OSError, path: object) -> OSError:
-    """``exc`` as a :class:`DiskFullError` naming ``path`` when the device is full (ENOSPC, EDQUOT), else as is."""
-    if isinstance(exc, DiskFullError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+def write_failed(exc: OSError, path: object) -> OSError:
+    """``exc``, raised while writing ``path``, as one line naming ``path``: a :class:`DiskFullError` when the device
+    is full (ENOSPC, EDQUOT), an :class:`UnwritableError` for other file-system refusals (permissions, a read-only or
+    missing folder, a file where a folder should be), else ``exc`` as is."""
+    if isinstance(exc, (DiskFullError, UnwritableError)):
         return exc
-    return DiskFullError(f"no space left on device writing {path}; free some space and rerun (the files written "
-                         "before are whole and are reused)")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on device writing {path}; free some space and rerun (the files written "
+                             "before are whole and are reused)")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return UnwritableError(f"cannot write {path}: a file stands where a folder of that path should be; give "
+                               "another path")
+    if exc.errno is not None and exc.strerror:
+        return UnwritableError(f"cannot write {path}: {exc.strerror.lower()}; check that its folder exists and is "
+                               "writable, or give another path")
+    return exc
 
 
 def format_error(exc: BaseException, flags: bool = False) -> str:

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import ImageError
+from .errors import ImageError, ImageWarning
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -71,6 +74,10 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     Truncated files are only detected while ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
     keeps its default ``False``; this module never changes it.
 
+    Warns (:class:`~harness.errors.ImageWarning`, naming the file) where the pixels decode but the file may be
+    damaged or hostile: a PNG chunk whose CRC does not match (PIL does not check the image-data chunks' CRCs), or
+    an image above PIL's decompression-bomb warning size (``MAX_IMAGE_PIXELS``; twice that is an error).
+
     Raises:
         ImageError: the path is missing, a folder, unreadable, not an image,
             truncated/corrupt, of an unconvertible mode, or larger than
@@ -82,9 +89,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if p.is_dir():
         raise _error(p, "is a folder, not an image file (use list_images() to read a folder)")
     try:
-        with Image.open(p) as img:
-            img.load()  # full decode now: truncation/corruption surfaces here, not later
-            img = ImageOps.exif_transpose(img)  # returns a detached copy
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Image.open(p) as img:
+                img.load()  # full decode now: truncation/corruption surfaces here, not later
+                is_png = img.format == "PNG"
+                img = ImageOps.exif_transpose(img)  # returns a detached copy
+        _reissue(caught, p)
     except Image.DecompressionBombError as e:
         raise _error(
             p,
@@ -102,10 +113,50 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             f"cannot decode the image, the file is truncated or corrupt ({type(e).__name__}: "
             f"{_one_line(e) or 'no details'}); re-download or re-export it",
         ) from e
+    problem = png_checksum_problem(p) if is_png else None
+    if problem is not None:
+        warnings.warn(f"{p}: PNG checksum mismatch ({problem}); the pixels decoded, but the file may be damaged: "
+                      "re-export or re-download it", ImageWarning, stacklevel=2)
     try:
         return _to_rgb(img)
     except (ValueError, OSError) as e:
         raise _error(p, f"cannot convert image mode {img.mode!r} to RGB ({_one_line(e)})") from e
+
+
+def _reissue(caught: list[warnings.WarningMessage], path: Path) -> None:
+    """Warnings PIL gave while decoding ``path``, again: its decompression-bomb warning naming the file (PIL's
+    does not), any other as it was."""
+    for w in caught:
+        if issubclass(w.category, Image.DecompressionBombWarning):
+            warnings.warn(_one_line(f"{path}: {w.message}; decoded anyway (it is below twice the limit), check that "
+                                    "the file is what you expect"), ImageWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def png_checksum_problem(path: str | os.PathLike) -> str | None:
+    """The first PNG chunk of ``path`` whose stored CRC-32 differs from its data's (``"chunk IDAT #2: stored CRC
+    0x..., computed 0x..."``), ``None`` where every chunk checks out or the file is not a PNG."""
+    data = Path(path).read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    offset, seen = 8, {}
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, offset)
+        kind = data[offset + 4:offset + 8]
+        end = offset + 8 + length
+        if end + 4 > len(data):
+            return None  # truncated: PIL reports it while decoding
+        (stored,) = struct.unpack_from(">I", data, end)
+        computed = zlib.crc32(data[offset + 4:end]) & 0xFFFFFFFF
+        seen[kind] = seen.get(kind, 0) + 1
+        if stored != computed:
+            name = kind.decode("latin-1")
+            return f"chunk {name} #{seen[kind]}: stored CRC 0x{stored:08x}, computed 0x{computed:08x}"
+        if kind == b"IEND":
+            return None
+        offset = end + 4
+    return None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -20,6 +20,7 @@ import random
 import re
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +40,7 @@ from .atomic import remove_stale_temporaries, write_json_atomic
 from .config import listify
 from .demo import demo_content, demo_styles
 from .environment import device_name, git_commit, versions
-from .errors import ConfigError, RunError
+from .errors import ConfigError, ImageError, ImageWarning, RunError
 from .images import list_images, load_image_tensor, save_image
 from .rundir import KEY_COLUMNS, RowWriter, RunLock, check_identity, read_done, write_run_tables
 
@@ -56,7 +57,8 @@ RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "keep_aspect": (bool,), "pairs": (int,), "seed": (int,), "device": (str,), "batch_size": (int,),
     "weights_dir": (str,), "init": (str,), "download": (bool,), "metrics": _LIST, "options": (dict,),
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
-    "shard": (str, list), "votes": (str,), "progress": (bool,),
+    "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,),
+    "progress": (bool,),
 }
 """The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
 :meth:`RunConfig.from_settings`."""
@@ -115,6 +117,8 @@ class RunConfig:
     force: bool = False
     shard: tuple[int, int] | None = None
     votes: str | None = None
+    skip_unreadable: bool = False
+    """Leave out input images that cannot be decoded (and the pairs they are in) instead of refusing the run."""
     progress: bool = True
 
     def loading(self, label: str | None = None) -> Loading:
@@ -249,6 +253,35 @@ def check_config(config: RunConfig) -> None:
         value = getattr(config, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
             raise ConfigError(f"{{{key}}} must be an integer ≥ {minimum}, got {literal(repr(value))}")
+
+
+def _decode_inputs(config: RunConfig, images: ImageCache, contents: list[Path], styles: list[Path],
+                   pairs: list[Pair]) -> tuple[list[Path], list[Path], list[Pair], dict[str, str]]:
+    """Decode every input before any work. An unreadable one stops the run with a line naming every such file —
+    unless ``config.skip_unreadable``: then those images and their pairs are left out (with a warning each) and
+    returned as {path: problem} for the manifest."""
+    unreadable: dict[str, str] = {}
+    for path in dict.fromkeys((*contents, *styles)):
+        try:
+            images(path)
+        except ImageError as exc:
+            unreadable[str(path)] = str(exc)
+    if not unreadable:
+        return contents, styles, pairs, {}
+    if not config.skip_unreadable:
+        first = next(iter(unreadable.values()))
+        more = f" (and {len(unreadable) - 1} more unreadable image(s))" if len(unreadable) > 1 else ""
+        raise RunError(f"{literal(first)}{literal(more)}; nothing was computed: fix or remove the file, or pass "
+                       "{skip_unreadable} to leave out unreadable images", template=True)
+    for problem in unreadable.values():
+        warnings.warn(f"{problem}; left out of the run (skip_unreadable)", ImageWarning, stacklevel=3)
+    bad = {Path(p) for p in unreadable}
+    contents = [p for p in contents if p not in bad]
+    styles = [p for p in styles if p not in bad]
+    pairs = [p for p in pairs if p.content not in bad and p.style not in bad]
+    if not pairs:
+        raise RunError("every pair holds an unreadable image: nothing left to run")
+    return contents, styles, pairs, unreadable
 
 
 def build_methods(config: RunConfig) -> dict[str, Method]:
@@ -399,8 +432,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     if config.out.exists() and not config.out.is_dir():
         raise RunError(f"{config.out}: exists and is not a folder; give a new output folder")
     images = ImageCache(config.size, config.keep_aspect)
-    for path in (*contents, *styles):  # decode every input up front: a corrupt file stops the run before any work
-        images(path)
+    contents, styles, pairs, unreadable = _decode_inputs(config, images, contents, styles, pairs)
     config.out.mkdir(parents=True, exist_ok=True)
     with RunLock(config.out, _suffix(config)):
         for folder in (config.out, *(config.out / name for name in methods)):
@@ -415,6 +447,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
             "pairs": len(pairs), "methods": list(methods), "computed": computed,
             "skipped": len(pairs) * len(methods) - computed,
             "seconds": {k: round(v, 3) for k, v in clock.seconds.items()}, "unavailable": suite.unavailable,
+            "unreadable": unreadable,
         }
         manifest = _manifest(config, methods, suite, images, (contents, styles), identity, started, command,
                              summary)

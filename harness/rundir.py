@@ -19,7 +19,7 @@ import pandas as pd
 from metrics.preference import tally
 
 from .atomic import atomic_path, process_alive, write_json_atomic
-from .errors import RunError, disk_full
+from .errors import RunError, write_failed
 from .io import read_votes
 from .tables import METRIC_LABELS, TIMING_COLUMNS, MetricSpec, aggregate, write_tables
 
@@ -95,7 +95,7 @@ class RowWriter:
             self.file.flush()
             os.fsync(self.file.fileno())
         except OSError as exc:  # a full disk: the torn row is dropped when the run resumes
-            raise disk_full(exc, self.path) from exc
+            raise write_failed(exc, self.path) from exc
 
     def close(self) -> None:
         self.file.close()

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -204,3 +205,79 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
         path.write_bytes(b"x")
     assert atomic.remove_stale_temporaries(tmp_path) == 1
     assert not stale.exists() and mine.exists() and kept.exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Damaged, hostile and unreadable images; unwritable outputs
+# ----------------------------------------------------------------------------------------------------------------------
+def _png_with_bad_image_data_crc(path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(path)
+    data = bytearray(path.read_bytes())
+    start = data.find(b"IDAT")
+    (length,) = struct.unpack(">I", data[start - 4:start])
+    data[start + 4 + length] ^= 0xFF  # the IDAT chunk's CRC; its zlib stream (and so the pixels) stays intact
+    path.write_bytes(bytes(data))
+
+
+def test_a_png_with_a_wrong_crc_decodes_with_a_warning_naming_the_file(tmp_path):
+    from harness.errors import ImageWarning
+    from harness.images import load_image, png_checksum_problem
+
+    path = tmp_path / "damaged.png"
+    _png_with_bad_image_data_crc(path)
+    assert png_checksum_problem(path).startswith("chunk IDAT #1: stored CRC")
+    with pytest.warns(ImageWarning, match=r"damaged\.png: PNG checksum mismatch \(chunk IDAT #1"):
+        image = load_image(path)
+    assert image.getpixel((0, 0)) == (0, 1, 2)  # decoded all the same
+    good = tmp_path / "good.png"
+    image.save(good)
+    assert png_checksum_problem(good) is None
+
+
+def test_the_decompression_bomb_warning_names_the_file(tmp_path, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from harness.errors import ImageWarning
+    from harness.images import load_image
+
+    path = tmp_path / "large.png"
+    Image.new("RGB", (30, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 900 pixels: above the limit, below twice it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(path)
+    assert [w.category for w in caught] == [ImageWarning]
+    assert str(caught[0].message).startswith(f"{path}: Image size (900 pixels) exceeds limit")
+
+
+def test_an_unwritable_output_is_named_not_its_temporary_file(tmp_path, eval_images, capsys):
+    content, style = eval_images
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for output, expected in ((a_file / "out.png", "a file stands where a folder of that path should be"),
+                             (Path("/proc/out.png"), "no such file or directory")):
+        line = one_line_error(capsys, ["stylize", "--method", "adain", "--init", "random", "--size", "32",
+                                       "--content", content / "content1.png", "--style", style / "style1.png",
+                                       "--output", output])
+        assert line.startswith(f"error: cannot write {output}: {expected}"), line
+        assert ".tmp" not in line
+
+
+def test_an_unreadable_input_stops_the_run_before_any_work_or_is_left_out(tmp_path, eval_images, capsys):
+    content, style = eval_images
+    broken = content / "content3.png"
+    broken.write_bytes((content / "content1.png").read_bytes()[:400])
+    out = tmp_path / "run"
+    line = one_line_error(capsys, run_argv(eval_images, "--out", out))
+    assert f"{broken}: cannot decode the image" in line and "--skip-unreadable" in line
+    assert not (out / "metrics.csv").exists()
+    assert main([str(a) for a in run_argv(eval_images, "--out", out, "--skip-unreadable")]) == 0
+    assert "left out: 1 unreadable input image(s)" in capsys.readouterr().err
+    assert len(read_done(out / "metrics.csv")) == 4  # 2 readable contents × 2 styles
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["summary"]["unreadable"]) == [str(broken)]

@@ -60,6 +60,9 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--shard", type=_shard, default=None,
                         help="i/n: this process takes every n-th pair from i (default: torchrun's RANK/WORLD_SIZE)")
     parser.add_argument("--votes", type=Path, default=None, help="user-study votes CSV added to the tables")
+    parser.add_argument("--skip-unreadable", action="store_true", default=None,
+                        help="leave out input images that cannot be decoded (listed, and recorded in the manifest) "
+                             "instead of stopping before any work")
     add_resume_arguments(parser, "recompute pairs already in metrics.csv")
     add_method_arguments(parser)
     parser.set_defaults(handler=cmd_run)
@@ -92,7 +95,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         "weights_dir": existing_path(args.weights_dir, "--weights-dir"), "init": args.init,
         "download": False if args.no_download else None, "metrics": args.metrics, "lpips_net": args.lpips_net,
         "timing_repeats": args.timing_repeats, "force": args.force, "shard": shard, "votes": args.votes,
-        "progress": False if args.no_progress else None,
+        "skip_unreadable": args.skip_unreadable, "progress": False if args.no_progress else None,
     }
 
 
@@ -124,6 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     for name, reason in summary["unavailable"].items():
         print(f"unavailable: {name}: {reason}", file=sys.stderr)
+    if summary["unreadable"]:
+        print(f"left out: {len(summary['unreadable'])} unreadable input image(s), listed in the manifest",
+              file=sys.stderr)
     if "tables" in summary:
         print(Path(summary["tables"]["md"]).read_text())
     else:
