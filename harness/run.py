@@ -16,11 +16,11 @@ recomputes. Shards: ``shard=(i, n)`` takes every n-th pair starting at i and wri
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 import sys
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -32,32 +32,35 @@ from tqdm import tqdm
 
 from methods import Method, get_method_info, load_method
 from methods.errors import literal
-from methods.weights import Loading, sha256_file
-from metrics.collection import PAIR_METRICS, MetricCollection, build_metrics
+from methods.weights import Loading
+from metrics.collection import (METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS, MetricCollection,
+                                build_metrics, build_set_metrics)
 from metrics.timing import time_method
 
-from .atomic import remove_stale_temporaries, write_json_atomic
+from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .config import listify
 from .demo import demo_content, demo_styles
 from .environment import device_name, git_commit, versions
-from .errors import ConfigError, ImageError, ImageWarning, RunError
+from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
-from .rundir import KEY_COLUMNS, RowWriter, RunLock, check_identity, read_done, write_run_tables
+from .pairs import ImageCache, Pair, decode_inputs
+from .rundir import KEY_COLUMNS, SET_METRICS_NAME, RowWriter, RunLock, check_identity, read_done, write_run_tables
 
 __all__ = [
     "DEFAULT_METRICS", "KNOWN_METRICS", "RUN_SETTINGS", "ImageCache", "Pair", "RunConfig", "build_methods",
     "execute_run", "parse_shard", "resolve_pairs",
 ]
 
-KNOWN_METRICS = (*PAIR_METRICS, "timing")
-DEFAULT_METRICS = KNOWN_METRICS
+KNOWN_METRICS = (*PAIR_METRICS, *SET_METRICS, "timing")
+DEFAULT_METRICS = (*PAPER_METRICS, "timing")
+"""The StyA2K paper's Table 1 columns; SSIM, CFSD, Gram loss, FID and ArtFID are asked for by name."""
 _LIST = (list, str)
 RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "methods": _LIST, "out": (str,), "content": _LIST, "style": _LIST, "size": (int,), "keep_size": (bool,),
     "keep_aspect": (bool,), "pairs": (int,), "seed": (int,), "device": (str,), "batch_size": (int,),
     "weights_dir": (str,), "init": (str,), "download": (bool,), "metrics": _LIST, "options": (dict,),
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
-    "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,),
+    "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
     "progress": (bool,),
 }
 """The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
@@ -112,6 +115,9 @@ class RunConfig:
     """Row label → that entry's weights (a harness checkpoint or a folder of official files); always loaded, also
     under ``init="random"`` (which then applies to the other methods and to the metric networks)."""
     lpips_net: str = "alex"
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Metric → its definitional options (``{"artfid": {"variant": "styleid"}}``; see
+    :data:`metrics.collection.METRIC_OPTIONS`)."""
     timing_repeats: int = 10
     timing_warmup: int = 2
     force: bool = False
@@ -163,16 +169,6 @@ class RunConfig:
         return cls(methods=labels, method_options=method_options, method_names=names, **given)
 
 
-@dataclass(frozen=True)
-class Pair:
-    content: Path
-    style: Path
-
-    @property
-    def stem(self) -> str:
-        return f"{self.content.stem}__{self.style.stem}"
-
-
 def resolve_pairs(config: RunConfig) -> tuple[list[Path], list[Path], list[Pair]]:
     """Content and style images and the ordered pair list (content-major, as the official test loop), optionally a
     seeded sample of ``config.pairs`` pairs and this process's shard."""
@@ -201,21 +197,6 @@ def _suffix(config: RunConfig) -> str:
 
 def metrics_path(config: RunConfig) -> Path:
     return config.out / f"metrics{_suffix(config)}.csv"
-
-
-class ImageCache:
-    """Loads each input image once per run (resized as configured) and remembers its sha256."""
-
-    def __init__(self, size: int | None, keep_aspect: bool):
-        self.size, self.keep_aspect = size, keep_aspect
-        self.tensors: dict[Path, torch.Tensor] = {}
-        self.hashes: dict[Path, str] = {}
-
-    def __call__(self, path: Path) -> torch.Tensor:
-        if path not in self.tensors:
-            self.tensors[path] = load_image_tensor(path, size=self.size, keep_aspect=self.keep_aspect)
-            self.hashes[path] = sha256_file(path)
-        return self.tensors[path]
 
 
 def quantise(image: torch.Tensor) -> torch.Tensor:
@@ -249,39 +230,24 @@ def check_config(config: RunConfig) -> None:
     dupes = sorted({m for m in config.methods if config.methods.count(m) > 1})
     if dupes:
         raise RunError(f"method label(s) {', '.join(dupes)} given twice: every table row needs its own label")
+    for name, options in (config.metric_options or {}).items():
+        known = METRIC_OPTIONS.get(name)
+        if known is None:
+            raise ConfigError(f"metric options: {literal(repr(name))} has no options; metrics with options: "
+                              f"{', '.join(METRIC_OPTIONS)}")
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"metric options: {literal(name)} must map option names to values")
+        for key, value in options.items():
+            if key not in known:
+                raise ConfigError(f"metric option {literal(f'{name}.{key}')}: unknown; {literal(name)}'s options: "
+                                  f"{', '.join(known)}")
+            if isinstance(value, bool) != (bool in known[key]) or not isinstance(value, known[key]):
+                raise ConfigError(f"metric option {literal(f'{name}.{key}')} must be "
+                                  f"{'/'.join(t.__name__ for t in known[key])}, got {literal(repr(value))}")
     for key, minimum in (("batch_size", 1), ("size", 1), ("pairs", 1), ("timing_repeats", 1), ("timing_warmup", 0)):
         value = getattr(config, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
             raise ConfigError(f"{{{key}}} must be an integer ≥ {minimum}, got {literal(repr(value))}")
-
-
-def _decode_inputs(config: RunConfig, images: ImageCache, contents: list[Path], styles: list[Path],
-                   pairs: list[Pair]) -> tuple[list[Path], list[Path], list[Pair], dict[str, str]]:
-    """Decode every input before any work. An unreadable one stops the run with a line naming every such file —
-    unless ``config.skip_unreadable``: then those images and their pairs are left out (with a warning each) and
-    returned as {path: problem} for the manifest."""
-    unreadable: dict[str, str] = {}
-    for path in dict.fromkeys((*contents, *styles)):
-        try:
-            images(path)
-        except ImageError as exc:
-            unreadable[str(path)] = str(exc)
-    if not unreadable:
-        return contents, styles, pairs, {}
-    if not config.skip_unreadable:
-        first = next(iter(unreadable.values()))
-        more = f" (and {len(unreadable) - 1} more unreadable image(s))" if len(unreadable) > 1 else ""
-        raise RunError(f"{literal(first)}{literal(more)}; nothing was computed: fix or remove the file, or pass "
-                       "{skip_unreadable} to leave out unreadable images", template=True)
-    for problem in unreadable.values():
-        warnings.warn(f"{problem}; left out of the run (skip_unreadable)", ImageWarning, stacklevel=3)
-    bad = {Path(p) for p in unreadable}
-    contents = [p for p in contents if p not in bad]
-    styles = [p for p in styles if p not in bad]
-    pairs = [p for p in pairs if p.content not in bad and p.style not in bad]
-    if not pairs:
-        raise RunError("every pair holds an unreadable image: nothing left to run")
-    return contents, styles, pairs, unreadable
 
 
 def build_methods(config: RunConfig) -> dict[str, Method]:
@@ -381,6 +347,38 @@ def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricC
     return computed
 
 
+SET_COLUMNS = ("method", "metric", "value", "n", "ci_low", "ci_high", "bootstrap", "untrained")
+
+
+def _set_metric_rows(config: RunConfig, methods: dict[str, Method], set_metrics: Mapping[str, Any],
+                     pairs: list[Pair], images: ImageCache, clock: StageClock) -> None:
+    """FID / ArtFID per method over all its pairs, from the saved outputs (so a resumed run gets them too), into
+    ``set_metrics.csv`` (rewritten whole)."""
+    start = time.perf_counter()
+    rows = []
+    total = len(methods) * len(pairs)
+    with tqdm(total=total, desc="set metrics", unit="output", disable=not config.progress) as bar:
+        for name, method in methods.items():
+            for metric in set_metrics.values():
+                metric.reset()
+            for pair in pairs:
+                output = load_image_tensor(config.out / name / f"{pair.stem}.png", size=None)
+                for metric in set_metrics.values():
+                    metric.update(output, images(pair.content), images(pair.style), [(pair.content, pair.style)])
+                bar.update(1)
+            for metric_name, metric in set_metrics.items():
+                summary = metric.compute()
+                rows.append({"method": name, "metric": metric_name, "value": summary.value, "n": summary.n,
+                             "ci_low": summary.ci_low, "ci_high": summary.ci_high, "bootstrap": summary.bootstrap,
+                             "untrained": method.untrained})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SET_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(config.out / SET_METRICS_NAME, buffer.getvalue())
+    clock.add("metrics", start)
+
+
 def run_identity(config: RunConfig, methods: Mapping[str, Method], suite: MetricCollection) -> dict[str, Any]:
     """What a run directory's numbers depend on: the image size and resizing, the pair sample, the metrics and their
     definitions (weight files by sha256, not by path), and per method its options and weights."""
@@ -428,11 +426,23 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     check_config(config)
     contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
     methods = build_methods(config)
-    suite = build_metrics(config.metrics, config.loading(), config.lpips_net)
+    try:
+        suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options)
+        set_metrics, unavailable, set_configs = build_set_metrics(
+            config.metrics if config.shard is None else [], config.loading(), config.metric_options, suite.lpips,
+            config.seed)
+    except ValueError as exc:
+        raise ConfigError(f"metric options: {literal(exc)}") from exc
+    suite.unavailable.update(unavailable)
+    suite.configs.update(set_configs)
+    if config.shard is not None:
+        suite.unavailable.update({name: "a set-level metric needs every pair: run again without shard into the "
+                                        "merged folder (done pairs are reused)" for name in SET_METRICS
+                                  if name in config.metrics})
     if config.out.exists() and not config.out.is_dir():
         raise RunError(f"{config.out}: exists and is not a folder; give a new output folder")
     images = ImageCache(config.size, config.keep_aspect)
-    contents, styles, pairs, unreadable = _decode_inputs(config, images, contents, styles, pairs)
+    contents, styles, pairs, unreadable = decode_inputs(images, contents, styles, pairs, config.skip_unreadable)
     config.out.mkdir(parents=True, exist_ok=True)
     with RunLock(config.out, _suffix(config)):
         for folder in (config.out, *(config.out / name for name in methods)):
@@ -441,6 +451,8 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
         check_identity(config.out, identity, force=config.force)
         clock.add("setup", start)
         computed = _stylise_pairs(config, methods, suite, pairs, images, clock)
+        if set_metrics:
+            _set_metric_rows(config, methods, set_metrics, pairs, images, clock)
         if "timing" in config.metrics:
             _timing_rows(config, methods, clock)
         summary = {

@@ -128,6 +128,10 @@ def merge_shards(run_dir: Path) -> dict[str, int]:
     return counts
 
 
+SET_METRICS_NAME = "set_metrics.csv"
+"""One row per method × set-level metric (FID, ArtFID): value, number of pairs, bootstrap interval."""
+
+
 def _read_run(run_dir: Path):
     path = run_dir / "metrics.csv"
     if not path.exists():
@@ -142,6 +146,22 @@ def _read_run(run_dir: Path):
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     return metrics, timing, manifest
+
+
+def _add_set_metrics(agg: pd.DataFrame, specs: dict[str, MetricSpec], rows: pd.DataFrame) -> None:
+    """Columns of the set-level metrics: the value (no std: one value per method), n pairs, the bootstrap interval."""
+    for name, group in rows.groupby("metric", sort=False):
+        if name not in METRIC_LABELS:
+            continue
+        by_method = group.drop_duplicates("method", keep="last").set_index("method")
+        agg[f"{name}_mean"] = agg["method"].map(by_method["value"]).astype("float64")
+        agg[f"{name}_std"] = math.nan
+        agg[f"{name}_n"] = agg["method"].map(by_method["n"]).fillna(0).astype(int)
+        agg[f"{name}_ci95"] = math.nan
+        agg[f"{name}_ci_low"] = agg["method"].map(by_method["ci_low"]).astype("float64")
+        agg[f"{name}_ci_high"] = agg["method"].map(by_method["ci_high"]).astype("float64")
+        label, higher, fmt = METRIC_LABELS[name]
+        specs[name] = MetricSpec(name, label, higher, fmt)
 
 
 def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, votes: str | None = None) -> dict[str, Path]:
@@ -161,6 +181,9 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
     metric_names = [c for c in df.columns if c in METRIC_LABELS]
     specs = {n: MetricSpec(n, METRIC_LABELS[n][0], METRIC_LABELS[n][1], METRIC_LABELS[n][2]) for n in metric_names}
     agg = aggregate(df, specs)
+    set_rows = [pd.read_csv(Path(d) / SET_METRICS_NAME) for d in run_dirs if (Path(d) / SET_METRICS_NAME).exists()]
+    if set_rows:
+        _add_set_metrics(agg, specs, pd.concat(set_rows, ignore_index=True))
     sizes = sorted({str(m.get("config", {}).get("size")) for m in manifests})
     if timings:
         timing = pd.concat(timings, ignore_index=True).drop_duplicates(subset=["method", "size"], keep="last")
@@ -179,12 +202,16 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
     flags = sorted({f"{n}: {d['flag']}" for m in manifests for n, d in m.get("methods", {}).items() if d.get("flag")})
     weights = "untrained rows flagged" if flags else "pretrained weights"
     metric_flags = sorted({cfg.get("flag") or cfg.get("encoder", {}).get("flag", "")
+                           or (cfg.get("weights") or {}).get("flag", "")
                            for m in manifests for cfg in m.get("metrics", {}).values() if isinstance(cfg, dict)} - {""})
     if metric_flags:
         weights += f"; metric networks: {', '.join(metric_flags)}"
     caption = (f"Content and style loss (StyTr² definitions) and LPIPS (vs content): mean ± std over pairs at "
                f"{'/'.join(sizes)} px. Time: median full forward (both VGG encodings, attention, decoding; file I/O "
                f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
+    if set_rows:
+        caption += (" FID and ArtFID: one value per method over all its pairs (95 % percentile-bootstrap interval "
+                    "over pairs in table.csv).")
     return write_tables(agg, specs, out_dir or Path(run_dirs[0]), caption=caption, extra_rows=extra)
 
 

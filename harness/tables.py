@@ -55,6 +55,11 @@ METRIC_LABELS: dict[str, tuple[str, bool, str]] = {
     "content_loss": ("content loss", False, "{:.3f}"),
     "style_loss": ("style loss", False, "{:.3f}"),
     "lpips": ("LPIPS", False, "{:.3f}"),
+    "ssim": ("SSIM", True, "{:.3f}"),
+    "cfsd": ("CFSD", False, "{:.3f}"),
+    "gram_loss": ("Gram loss", False, "{:.3g}"),
+    "fid": ("FID", False, "{:.1f}"),
+    "artfid": ("ArtFID", False, "{:.2f}"),
 }
 """Per-pair metric column → (table label, higher is better, format)."""
 TIMING_COLUMNS: dict[str, tuple[str, bool, str]] = {

@@ -8,7 +8,7 @@ is encoded per pair. The values are those of :func:`metrics.content_style.conten
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +17,29 @@ from torch import Tensor
 
 from methods.weights import Loading
 
-from .base import MetricUnavailable, check_triplet
+from .base import Metric, MetricUnavailable, check_triplet
 from .content_style import ContentStyleLoss, content_loss, style_loss_from_statistics, style_statistics
-from .perceptual import LPIPS
+from .fid import ArtFID, FID, SetMetric
+from .inception import load_art_inception
+from .perceptual import LPIPS, load_lpips
 
-__all__ = ["PAIR_METRICS", "MetricCollection", "build_metrics"]
+__all__ = ["METRIC_OPTIONS", "PAIR_METRICS", "PAPER_METRICS", "SET_METRICS", "MetricCollection", "build_metrics",
+           "build_set_metrics"]
 
-PAIR_METRICS: tuple[str, ...] = ("content_loss", "style_loss", "lpips")
+PAIR_METRICS: tuple[str, ...] = ("content_loss", "style_loss", "lpips", "ssim", "cfsd", "gram_loss")
 """The metrics computed per (output, content, style) triple."""
+PAPER_METRICS: tuple[str, ...] = ("content_loss", "style_loss", "lpips")
+"""The per-pair metrics of the StyA2K paper's Table 1 (a run's default)."""
+SET_METRICS: tuple[str, ...] = ("fid", "artfid")
+"""The metrics of a method's whole output set (one value per method, with a bootstrap interval over pairs)."""
+METRIC_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
+    "ssim": {"mode": (str,)},
+    "cfsd": {"chunk_rows": (int,)},
+    "gram_loss": {"variant": (str,), "normalization": (str,)},
+    "fid": {"resize": (str,), "style_set": (str,), "infinity": (bool,), "bootstrap": (int,)},
+    "artfid": {"variant": (str,), "infinity": (bool,), "bootstrap": (int,)},
+}
+"""Per metric, the definitional options a run may set (``metric_options``), and their types."""
 
 
 @dataclass
@@ -34,6 +49,8 @@ class MetricCollection:
 
     content_style: ContentStyleLoss | None = None
     lpips: LPIPS | None = None
+    others: dict[str, Metric] = field(default_factory=dict)
+    """SSIM, CFSD, Gram loss: per-pair metrics computed by their own :meth:`~metrics.base.Metric.values`."""
     unavailable: dict[str, str] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
     _content_features: dict[Hashable, dict[str, Tensor]] = field(default_factory=dict)
@@ -45,6 +62,7 @@ class MetricCollection:
         names = list(self.content_style.names) if self.content_style is not None else []
         if self.lpips is not None:
             names.append("lpips")
+        names.extend(self.others)
         return names + [n for n in self.unavailable if n not in names]
 
     def _content_style(self, output: Tensor, content: Tensor, style: Tensor,
@@ -79,12 +97,25 @@ class MetricCollection:
             values.update(self._content_style(output, content, style, keys))
         if self.lpips is not None:
             values["lpips"] = self.lpips.update(output, content, style)
+        for name, metric in self.others.items():
+            values[name] = metric.update(output, content, style)
         return {k: v.detach().cpu().tolist() for k, v in values.items()}
 
 
-def build_metrics(names: Iterable[str], loading: Loading | None = None, lpips_net: str = "alex") -> MetricCollection:
+def _options(metric_options: Mapping[str, Mapping[str, Any]] | None, name: str) -> dict[str, Any]:
+    return dict((metric_options or {}).get(name) or {})
+
+
+def build_metrics(names: Iterable[str], loading: Loading | None = None, lpips_net: str = "alex",
+                  metric_options: Mapping[str, Mapping[str, Any]] | None = None) -> MetricCollection:
     """The collection of the per-pair metrics among ``names`` (others are ignored), their networks loaded through
-    ``loading``; a metric whose weights are missing is recorded as unavailable, not raised."""
+    ``loading`` (CFSD and the Gram loss share one VGG-19); a metric whose weights are missing is recorded as
+    unavailable, not raised. ``metric_options``: metric → its definitional options (:data:`METRIC_OPTIONS`)."""
+    from .cfsd import CFSD
+    from .gram import GRAM_VARIANTS, GramLoss
+    from .imagenet_vgg import load_imagenet_vgg
+    from .ssim import SSIM
+
     collection = MetricCollection()
     wanted = set(names)
     if wanted & {"content_loss", "style_loss"}:
@@ -101,4 +132,66 @@ def build_metrics(names: Iterable[str], loading: Loading | None = None, lpips_ne
             collection.configs["lpips"] = collection.lpips.provenance
         except MetricUnavailable as exc:
             collection.unavailable["lpips"] = str(exc)
+    vggs: dict[str, tuple[Any, dict[str, Any]]] = {}  # one VGG per architecture, shared
+
+    def with_vgg(arch: str, purpose: str, build) -> Metric:
+        if arch not in vggs:
+            vggs[arch] = load_imagenet_vgg(arch, loading, purpose=purpose)
+        metric = build(vggs[arch][0])
+        metric.provenance = vggs[arch][1]
+        return metric
+
+    def gram(options: dict[str, Any]) -> Metric:
+        variant = options.get("variant", "gatys")
+        if variant not in GRAM_VARIANTS:
+            raise ValueError(f"unknown Gram-loss variant {variant!r}; choose one of {', '.join(GRAM_VARIANTS)}")
+        return with_vgg(GRAM_VARIANTS[variant].arch, "the Gram loss",
+                        lambda net: GramLoss(variant, normalization=options.get("normalization"), vgg=net))
+
+    builders = {
+        "ssim": lambda options: SSIM(**options),
+        "cfsd": lambda options: with_vgg("vgg19", "CFSD", lambda net: CFSD(vgg=net, **options)),
+        "gram_loss": gram,
+    }
+    for name, build in builders.items():
+        if name not in wanted:
+            continue
+        try:
+            metric = build(_options(metric_options, name))
+        except MetricUnavailable as exc:
+            collection.unavailable[name] = str(exc)
+            continue
+        collection.others[name] = metric
+        collection.configs[name] = metric.config()
     return collection
+
+
+def build_set_metrics(names: Iterable[str], loading: Loading | None = None,
+                      metric_options: Mapping[str, Mapping[str, Any]] | None = None, lpips: LPIPS | None = None,
+                      seed: int = 0) -> tuple[dict[str, SetMetric], dict[str, str], dict[str, Any]]:
+    """The set-level metrics among ``names``: (name → metric, name → why unavailable, name → definition). ArtFID's
+    content term uses ``lpips`` when it is the AlexNet LPIPS, else loads one."""
+    metrics: dict[str, SetMetric] = {}
+    unavailable: dict[str, str] = {}
+    wanted = set(names)
+    try:
+        if "fid" in wanted:
+            metrics["fid"] = FID(loading, seed=seed, **_options(metric_options, "fid"))
+    except MetricUnavailable as exc:
+        unavailable["fid"] = str(exc)
+    if "artfid" in wanted:
+        reasons, network, model = [], None, None
+        try:
+            network, provenance = load_art_inception(loading)
+        except MetricUnavailable as exc:
+            reasons.append(str(exc))
+        try:
+            model = lpips.model if lpips is not None and lpips.net == "alex" else load_lpips("alex", loading)[0]
+        except MetricUnavailable as exc:
+            reasons.append(f"ArtFID's content term: {exc}")
+        if reasons:
+            unavailable["artfid"] = " ".join(reasons)
+        else:
+            metrics["artfid"] = ArtFID(model, network=network, seed=seed, **_options(metric_options, "artfid"))
+            metrics["artfid"].provenance = provenance
+    return metrics, unavailable, {name: metric.config() for name, metric in metrics.items()}

@@ -107,8 +107,8 @@ def test_bad_inputs_fail_before_any_work(tmp_path, eval_images):
         execute_run(config(out, tmp_path / "empty", style))
     with pytest.raises(UnknownMethodError, match="did you mean"):
         execute_run(config(out, content, style, methods=["styA2k-nod"]))
-    with pytest.raises(RunError, match="unknown metric.*fid"):
-        execute_run(config(out, content, style, metrics=["fid"]))
+    with pytest.raises(RunError, match="unknown metric.*kid"):
+        execute_run(config(out, content, style, metrics=["kid"]))
     (content / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ImageError, match="broken.png"):
         execute_run(config(out, content, style))

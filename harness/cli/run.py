@@ -52,6 +52,9 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--metrics", type=comma_list, default=None,
                         help=f"comma-separated subset of {', '.join(KNOWN_METRICS)} (default: all)")
     parser.add_argument("--lpips-net", choices=("alex", "vgg"), default=None, help="LPIPS backbone (default alex)")
+    parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                        help="a metric's definitional option, repeatable: artfid.variant=styleid, fid.resize=antialias, "
+                             "fid.style_set=unique, ssim.mode=rgb, gram_loss.variant=rt-games, fid.bootstrap=1000")
     parser.add_argument("--timing-repeats", type=positive_int, default=None, help="timed runs per method (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: results/run-<time>)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
@@ -109,6 +112,13 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     options = {**(settings.get("options") or {}), **parse_options(args.option)}
     settings.update({k: v for k, v in _given(args).items() if v is not None})
     settings["options"] = options or None
+    metric_options = {name: dict(values) for name, values in (settings.get("metric_options") or {}).items()}
+    for name_key, value in parse_options(args.metric_option).items():
+        name, dot, key = name_key.partition(".")
+        if not dot or not key:
+            raise CLIError(f"--metric-option expects METRIC.KEY=VALUE (e.g. artfid.variant=styleid), got {name_key!r}")
+        metric_options.setdefault(name, {})[key] = value
+    settings["metric_options"] = metric_options or None
     if not listify(settings.get("methods")):
         raise CLIError("no methods: pass --methods styA2K,adain,all2all (or `methods:` in --config)")
     config = RunConfig.from_settings(settings)
