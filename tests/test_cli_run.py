@@ -52,7 +52,7 @@ def test_config_file_and_its_errors(pairs_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--metrics", "fid"], "unknown metric(s) fid"),
+    (["--metrics", "kid"], "unknown metric(s) kid"),
     (["--option", "colour=1"], "belong to none of the methods"),
     (["--shard", "3/2"], "expected i/n"),
 ])

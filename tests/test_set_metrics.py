@@ -275,3 +275,18 @@ def test_a_run_computes_set_metrics_once_per_method_from_its_saved_outputs(tmp_p
         with pytest.raises(ConfigError, match=message):
             execute_run(bad)
     assert not (tmp_path / "bad" / "metrics.csv").exists()
+
+
+def test_the_styleid_variant_resizes_as_torchvision_resize_512_on_pil():
+    from PIL import Image
+    from torchvision.transforms import Resize, ToTensor
+
+    from metrics.fid import resize_shorter_side
+
+    generator = torch.Generator().manual_seed(5)
+    image = (torch.rand(1, 3, 300, 420, generator=generator) * 255).round() / 255
+    pil = Image.fromarray((image[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+    expected = ToTensor()(Resize(512)(pil))
+    ours = resize_shorter_side(image, 512)
+    assert ours.shape[-2:] == expected.shape[-2:] == (512, 716)
+    assert torch.equal(ours[0], expected)

@@ -35,7 +35,8 @@ def metric_bars(
 
     ``table``: the output of :func:`harness.tables.aggregate` or a ``table.csv``. ``reference``: method → metric →
     value (e.g. the paper's Table 1) drawn as black diamonds over the matching bars, labelled ``reference_label``.
-    In ``fig.axes[k]`` bar i's height is the mean of method i (NaN: bar hidden) and its error bar ± ci95."""
+    In ``fig.axes[k]`` bar i's height is the mean of method i (NaN: bar hidden) and its error bar ± ci95, or the
+    interval ``<metric>_ci_low`` … ``<metric>_ci_high`` where the table has one (FID, ArtFID: bootstrap)."""
     frame = _read_frame(table, "table")
     if "method" not in frame.columns:
         raise TableError("the table has no 'method' column (expected harness.tables.aggregate output or table.csv)")
@@ -51,10 +52,16 @@ def metric_bars(
     x = np.arange(len(methods))
     colours = [f"C{i % 10}" for i in range(len(methods))]
     any_reference = False
+    bootstrapped: list[str] = []
     for ax, metric in zip(axes, shown):
         means = pd.to_numeric(frame[f"{metric}_mean"], errors="coerce").to_numpy(dtype=float)
         ci = (pd.to_numeric(frame[f"{metric}_ci95"], errors="coerce").to_numpy(dtype=float)
               if f"{metric}_ci95" in frame.columns else None)
+        if f"{metric}_ci_low" in frame.columns and f"{metric}_ci_high" in frame.columns:  # an asymmetric interval
+            low = pd.to_numeric(frame[f"{metric}_ci_low"], errors="coerce").to_numpy(dtype=float)
+            high = pd.to_numeric(frame[f"{metric}_ci_high"], errors="coerce").to_numpy(dtype=float)
+            ci = np.nan_to_num(np.vstack([means - low, high - means]).clip(min=0), nan=0.0)
+            bootstrapped.append(METRIC_LABELS.get(metric, (metric,))[0])
         bars = ax.bar(x, np.nan_to_num(means, nan=0.0), yerr=ci, capsize=3, color=colours, edgecolor="black",
                       linewidth=0.6, error_kw={"elinewidth": 1.0})
         for bar, u, m in zip(bars, untrained, means):
@@ -73,7 +80,8 @@ def metric_bars(
         ax.set_xticks(x, ticks, rotation=30, ha="right", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    notes = ["error bars: 95 % CI over pairs"]
+    notes = ["error bars: 95 % CI over pairs" + (f" ({', '.join(bootstrapped)}: percentile bootstrap)"
+                                                 if bootstrapped else "")]
     if any(untrained):
         notes.append(UNTRAINED_NOTE)
     if any_reference:

@@ -13,6 +13,7 @@ from methods.attention_maps import attention_maps
 
 from ..errors import StudyError
 from ..figures import attention_figure, comparison_grid_from_run, interpolation_strip, loss_curves, metric_bars, save_figure
+from ..tables import METRIC_LABELS
 from ..run import ImageCache, RunConfig, build_methods, resolve_pairs
 from .model import Study, StudyEntry
 
@@ -91,7 +92,7 @@ def figure_bars(context: FigureContext, metrics: list[str] | None = None) -> lis
     """Metric bar charts with 95 % CIs; the paper's numbers (``reference``) as markers."""
     if context.table is None:
         raise StudyError(f"{context.out}: no table.csv to draw the bars from")
-    available = [m for m in (metrics or ["content_loss", "style_loss", "lpips", "latency_ms"])
+    available = [m for m in (metrics or [*METRIC_LABELS, "latency_ms"])
                  if f"{m}_mean" in context.table.columns and context.table[f"{m}_mean"].notna().any()]
     if not available:
         raise ValueError("none of the metrics has values")
