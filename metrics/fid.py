@@ -146,7 +146,7 @@ def resize_shorter_side(images: Tensor, side: int = 512) -> Tensor:
     resized = []
     for image in (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
         pil = Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR)
-        resized.append(torch.from_numpy(np.asarray(pil)).permute(2, 0, 1).float() / 255)
+        resized.append(torch.from_numpy(np.array(pil)).permute(2, 0, 1).float() / 255)
     return torch.stack(resized).to(images.device)
 
 
