@@ -93,7 +93,7 @@ def _official(info: MethodInfo, model: StyleTransferNet, loading: Loading) -> Pr
     if not info.has_official_weights:
         raise WeightsError(
             f"method {info.name!r} has no official weights; train it with harness.train and pass the output folder "
-            f"as {{weights}}, place its {CHECKPOINT_NAME} under <weights dir>/{info.name.lower()}/, or use "
+            f"as {{weights}}, place its {CHECKPOINT_NAME} under <weights dir>/{info.name}/, or use "
             f"{{init=\"random\"}} for an untrained smoke or timing run", template=True
         )
     resolved = resolve_files(info.weight_files(), weights=loading.weights, weights_dir=loading.weights_dir,

@@ -23,7 +23,8 @@ class MethodInfo:
 
     ``weights`` maps the attribute path of a sub-module of the network (e.g. ``"A2K"``, ``"decoder"``) to the official
     file that loads strictly into it; the frozen encoder's file is ``encoder_weights``. ``defaults`` are option values
-    fixed by this registration (e.g. the ablations of StyA2K) that callers may still override.
+    fixed by this registration (e.g. the ablations of StyA2K) that callers may still override. ``option_notes``: a
+    short note per option where its default alone misleads (``None`` meaning "set by the variant").
     """
 
     name: str
@@ -40,6 +41,7 @@ class MethodInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     recipe: TrainingRecipe | None = None
     plugin: str | None = None
+    option_notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:

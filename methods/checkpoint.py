@@ -45,12 +45,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def find_checkpoint(info: MethodInfo, loading: Loading) -> Path | None:
     """A harness checkpoint: ``loading.weights`` itself if it is a file, else ``harness_checkpoint.pt`` in that
-    folder, or in ``<dir>/<method name>/`` of the other search folders."""
+    folder, or in ``<dir>/<method name>/`` of the other search folders (the registered spelling, ``styA2K/``, or
+    lower case, ``stya2k/``)."""
     if loading.weights is not None and Path(loading.weights).is_file():
         return Path(loading.weights)
     for kind, folder in search_dirs(loading.weights, loading.weights_dir):
         candidates = [folder / CHECKPOINT_NAME] if kind == "explicit" else []
-        candidates.append(folder / info.name.lower() / CHECKPOINT_NAME)
+        candidates += [folder / name / CHECKPOINT_NAME for name in dict.fromkeys((info.name, info.name.lower()))]
         for candidate in candidates:
             if candidate.is_file():
                 return candidate

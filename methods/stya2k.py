@@ -291,6 +291,8 @@ _STYA2K_INFO: dict[str, Any] = dict(
     default_size=512,
     licence="official code and weights: no licence file in the repository (research use); VGG-19: CC BY 4.0",
     recipe=STYA2K_RECIPE,
+    option_notes={"da_normaliser": "the variant's: 'r+1' official, 'n' paper",
+                  "merge_relu": "the variant's: False official, True paper"},
 )
 register_method(
     "styA2K", weights=STYA2K_WEIGHTS,

@@ -145,6 +145,7 @@ def test_methods_verbose_shows_options_and_urls(capsys):
     block = out.split("\nstyA2K-1head\n", 1)[1].split("\n\n", 1)[0]
     assert "heads = 1" in block  # the ablation's registered default
     assert "block_sides = (8, 8, 4)" in block
+    assert "da_normaliser = None  (the variant's: 'r+1' official, 'n' paper)" in block  # None explained
     assert "https://raw.githubusercontent.com/LearningHx/StyA2K/" in out
     assert "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth" in out
 

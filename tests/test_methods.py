@@ -454,3 +454,12 @@ def test_single_style_broadcasts_over_content_batch(name):
     explicit = method.stylize(c, s.repeat(3, 1, 1, 1))
     single = torch.cat([method.stylize(c[i : i + 1], s) for i in range(3)])
     assert torch.allclose(broadcast, explicit, atol=1e-6) and torch.allclose(broadcast, single, atol=1e-5)
+
+
+@pytest.mark.parametrize("folder_name", ["styA2K", "stya2k"])
+def test_weights_dir_finds_a_checkpoint_under_the_registered_or_lower_case_name(tmp_path, folder_name):
+    folder = write_official_files(tmp_path / "w")
+    trained = harness.create_method("styA2K", init="random", seed=3, weights_dir=folder)
+    save_checkpoint(trained, folder / folder_name / "harness_checkpoint.pt", {"steps": 1})
+    loaded = harness.create_method("styA2K", weights_dir=folder)
+    assert loaded.provenance.checkpoint == str(folder / folder_name / "harness_checkpoint.pt")

@@ -64,7 +64,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
                     print(f"  {label}: {value}")
             print("  options:" if info.options else "  options: none")
             for key, default in info.options.items():
-                print(f"    {key} = {default!r}")
+                note = info.option_notes.get(key)
+                print(f"    {key} = {default!r}" + (f"  ({note})" if note else ""))
             print("  files:" if files else "  files: none")
             for spec, path in files:
                 where = f"found at {path}" if path is not None else "missing"
