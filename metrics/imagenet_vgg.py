@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from methods.weights import Loading, MissingWeightsError, WeightFile, check_state_dict, load_state_dict, resolve_for_init
 
 from .base import MetricUnavailable
+from .perceptual import LPIPS_BACKBONES
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_VGG", "imagenet_normalize", "load_imagenet_vgg", "vgg_taps"]
 
@@ -25,8 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_VGG: dict[str, WeightFile] = {
     "vgg19": WeightFile("vgg19-dcbb9e9d.pth", url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
                         sha256="dcbb9e9d", description="torchvision VGG-19 ImageNet weights (VGG19_Weights.IMAGENET1K_V1)"),
-    "vgg16": WeightFile("vgg16-397923af.pth", url="https://download.pytorch.org/models/vgg16-397923af.pth",
-                        sha256="397923af", description="torchvision VGG-16 ImageNet weights (VGG16_Weights.IMAGENET1K_V1)"),
+    "vgg16": LPIPS_BACKBONES["vgg"],  # the same torchvision file LPIPS (vgg) uses
 }
 """Architecture → torchvision weight file."""
 
