@@ -207,7 +207,7 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
     if metric_flags:
         weights += f"; metric networks: {', '.join(metric_flags)}"
     caption = (f"Content and style loss (StyTr² definitions) and LPIPS (vs content): mean ± std over pairs at "
-               f"{'/'.join(sizes)} px. Time: median full forward (both VGG encodings, attention, decoding; file I/O "
+               f"{'/'.join(sizes)} px. Time: median full forward (encoding content and style, transfer, decoding; file I/O "
                f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
     if set_rows:
         caption += (" FID and ArtFID: one value per method over all its pairs (95 % percentile-bootstrap interval "

@@ -1,4 +1,5 @@
-"""Style-transfer methods: the registry, the shared VGG encoder, StyA2K (+ ablations), all-to-all attention, AdaIN.
+"""Style-transfer methods: the registry, the shared VGG encoder, StyA2K (+ ablations), all-to-all attention, AdaIN,
+MicroAST.
 
 This package knows nothing of runs, metrics or the command line, and writes no files.
 """
@@ -10,7 +11,7 @@ from .errors import InputError, OptionError, UnknownMethodError, WeightsError
 from .method import Method, PreparedStyle
 from .net import StyleTransferNet
 from .weights import Loading
-from . import adain, all2all, stya2k  # noqa: E402,F401  (built-in registrations)
+from . import adain, all2all, microast, stya2k  # noqa: E402,F401  (built-in registrations)
 
 __all__ = [
     "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "OptionError", "PreparedStyle", "Provenance",

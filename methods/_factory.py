@@ -97,7 +97,7 @@ def _official(info: MethodInfo, model: StyleTransferNet, loading: Loading) -> Pr
             f"{{init=\"random\"}} for an untrained smoke or timing run", template=True
         )
     resolved = resolve_files(info.weight_files(), weights=loading.weights, weights_dir=loading.weights_dir,
-                             download=loading.download)
+                             method_dir=info.name, download=loading.download)
     for target, spec in info.weights.items():
         module = model.get_submodule(target) if target else model
         load_into(module, resolved[spec.filename].path, source=str(resolved[spec.filename].path))

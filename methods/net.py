@@ -65,18 +65,24 @@ class StyleTransferNet(nn.Module):
     taps: tuple[str, ...] = ()
     min_content_side: int = 1
     min_style_side: int = 1
+    uses_vgg: bool = True
+    """False for a network with encoders of its own (MicroAST): no VGG is built, ``encoder`` is None."""
+    alpha_in_transfer: bool = False
+    """True where the method applies α itself (``transfer(..., alpha=α)``) instead of the generic decoder-input blend."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoder = VGGEncoder()
+        self.encoder = VGGEncoder() if self.uses_vgg else None
 
     # -- the three stages ------------------------------------------------------------------------------------------
-    def encode(self, image: Tensor) -> dict[str, Tensor]:
-        """VGG features at :attr:`taps`: image (B, 3, H, W) in [0, 1] → {tap: (B, C, h, w)}."""
+    def encode(self, image: Tensor, role: str = "content") -> dict[str, Tensor]:
+        """Features of ``image`` (B, 3, H, W) in [0, 1] as content or style (``role``): here VGG's at :attr:`taps`,
+        {tap: (B, C, h, w)}, for both roles; a method with separate content and style encoders overrides this."""
         return self.encoder(image, self.taps)
 
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Decoder inputs keyed by the tap whose resolution (and channel count) they have."""
+        """Decoder inputs keyed by the tap whose resolution (and channel count) they have (plus ``alpha=`` where
+        :attr:`alpha_in_transfer`)."""
         raise NotImplementedError
 
     def decode(self, features: dict[str, Tensor], size: Sequence[int]) -> Tensor:
@@ -114,14 +120,14 @@ class StyleTransferNet(nn.Module):
 
     def encode_style(self, style: Tensor, batch: int) -> dict[str, Tensor]:
         """Style features; a single style is encoded once and its features broadcast over a content batch."""
-        features = self.encode(style)
+        features = self.encode(style, "style")
         if style.shape[0] != batch:
             features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
         return features
 
     def encode_pair(self, content: Tensor, style: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         self.check_inputs(content, style)
-        return self.encode(content), self.encode_style(style, content.shape[0])
+        return self.encode(content, "content"), self.encode_style(style, content.shape[0])
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         content_features, style_features = self.encode_pair(content, style)

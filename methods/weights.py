@@ -183,11 +183,16 @@ def search_dirs(
 
 
 def find_file(
-    spec: WeightFile, dirs: list[tuple[str, Path]], subdir: str | None = None
+    spec: WeightFile, dirs: list[tuple[str, Path]], subdir: str | None = None, method_dir: str | None = None
 ) -> tuple[str, Path] | None:
-    """First existing file: for each folder in order, ``dir/subdir/filename`` then ``dir/filename``."""
+    """First existing file: for each folder in order, ``dir/subdir/filename``, then ``dir/<method_dir>/filename``
+    (the method's registered name, e.g. ``MicroAST``, or its lower-case spelling), then ``dir/filename``."""
+    names = [subdir] if subdir else []
+    if method_dir:
+        names += [method_dir, method_dir.lower()]
+    names = list(dict.fromkeys(names))
     for source, folder in dirs:
-        candidates = [folder / subdir / spec.filename] if subdir else []
+        candidates = [folder / name / spec.filename for name in names]
         candidates.append(folder / spec.filename)
         for path in candidates:
             if path.is_file():
@@ -316,6 +321,7 @@ def resolve_files(
     weights: str | os.PathLike | None = None,
     weights_dir: str | os.PathLike | None = None,
     subdir: str | None = None,
+    method_dir: str | None = None,
     download: bool | None = None,
     progress: bool = True,
 ) -> dict[str, ResolvedFile]:
@@ -324,7 +330,8 @@ def resolve_files(
     Order per file: explicit ``weights`` folder > ``weights_dir`` (or
     ``$HARNESS_WEIGHTS``) > cache > download into ``cache_dir()/subdir`` (only
     when ``download`` is True, or None and ``$HARNESS_OFFLINE`` is unset, and the
-    file has a URL). Local files whose known checksum differs produce a warning
+    file has a URL). Inside each folder, ``subdir`` and then ``method_dir`` (a method's own folder, e.g.
+    ``<weights dir>/MicroAST/``) are looked in before the folder itself. Local files whose known checksum differs produce a warning
     and ``verified=False`` (one may keep an older release under the official
     name). Failed downloads count as missing. If anything is missing, ONE
     :class:`MissingWeightsError` lists all of it. A download whose checksum does
@@ -337,7 +344,7 @@ def resolve_files(
     reasons: dict[str, str] = {}
 
     for spec in files:
-        found = find_file(spec, dirs, subdir)
+        found = find_file(spec, dirs, subdir, method_dir)
         if found is not None:
             source, path = found
             actual = sha256_file(path)
@@ -371,7 +378,7 @@ def resolve_files(
 
     if missing:
         raise MissingWeightsError(
-            missing, dirs, cache=cache_dir(), subdir=subdir, reasons=reasons, downloads_enabled=allow_download,
+            missing, dirs, cache=cache_dir(), subdir=subdir or method_dir, reasons=reasons, downloads_enabled=allow_download,
             env_weights=ENV_WEIGHTS, env_offline=ENV_OFFLINE,
         )
     return resolved

@@ -57,7 +57,7 @@ def _latex(table: pd.DataFrame, caption: str) -> str:
 
 
 SUMMARY_TABLES = [
-    ("latency_ms", "{:.1f}", "Latency (ms, median) of the full forward (both VGG encodings, transform, decoder)"),
+    ("latency_ms", "{:.1f}", "Latency (ms, median) of the full forward (encoding content and style, transfer, decoder)"),
     ("peak_memory_mib", "{:.0f}", "Peak memory of the forward (MiB; see memory_kind)"),
     ("gflops_total", "{:.1f}", "GFLOPs of the whole forward (FlopCounterMode, 2 per MAC)"),
     ("gflops_attention", "{:.2f}", "GFLOPs inside the attention modules (1×1 convs included)"),
