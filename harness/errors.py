@@ -143,6 +143,8 @@ def format_error(exc: BaseException, flags: bool = False) -> str:
         text = f"{exc.filename}: {exc.strerror}"
     elif isinstance(exc, SettingsMessage):
         text = exc.render(flags)
+        if getattr(exc, "multiline", False):  # one line per item (e.g. per missing weight file), each collapsed
+            return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())

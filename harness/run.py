@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from methods import Method, get_method_info, load_method
+from methods import Method, get_method_info
 from methods.errors import literal
 from methods.weights import Loading
 from metrics.collection import (METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS, MetricCollection,
@@ -44,6 +44,7 @@ from .environment import device_name, git_commit, versions
 from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
 from .pairs import ImageCache, Pair, decode_inputs
+from .run_methods import build_methods, parse_init
 from .rundir import KEY_COLUMNS, SET_METRICS_NAME, RowWriter, RunLock, check_identity, read_done, write_run_tables
 
 __all__ = [
@@ -58,7 +59,7 @@ _LIST = (list, str)
 RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "methods": _LIST, "out": (str,), "content": _LIST, "style": _LIST, "size": (int,), "keep_size": (bool,),
     "keep_aspect": (bool,), "pairs": (int,), "seed": (int,), "device": (str,), "batch_size": (int,),
-    "weights_dir": (str,), "init": (str,), "download": (bool,), "metrics": _LIST, "options": (dict,),
+    "weights_dir": (str,), "init": (str, dict), "download": (bool,), "metrics": _LIST, "options": (dict,),
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
     "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
     "progress": (bool,),
@@ -106,6 +107,9 @@ class RunConfig:
     batch_size: int = 1
     weights_dir: str | None = None
     init: str | None = None
+    """``"random"`` / ``"pretrained"`` for every method (and, ``"random"``, the metric networks); None: pretrained."""
+    method_init: dict[str, str] = field(default_factory=dict)
+    """Row label → its own init (``{"all2all": "random"}``: one untrained, flagged row beside pretrained ones)."""
     download: bool | None = None
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -131,7 +135,7 @@ class RunConfig:
         """How the networks of this run get their weights; with ``label``, that method's (its entry's weights are
         always loaded, also under ``init="random"``)."""
         weights = self.method_weights.get(label) if label is not None else None
-        init = None if weights is not None else self.init
+        init = None if weights is not None else self.method_init.get(label, self.init) if label else self.init
         return Loading(weights, self.weights_dir, init, self.device, self.seed, self.download)
 
     @classmethod
@@ -166,7 +170,9 @@ class RunConfig:
             if key in given:
                 given[key] = str(given[key])
         names = {label: method for label, (method, _) in entries.items() if label != method}
-        return cls(methods=labels, method_options=method_options, method_names=names, **given)
+        given["init"], method_init = parse_init(given.get("init"), labels)
+        return cls(methods=labels, method_options=method_options, method_names=names, method_init=method_init,
+                   **given)
 
 
 def resolve_pairs(config: RunConfig) -> tuple[list[Path], list[Path], list[Pair]]:
@@ -248,13 +254,6 @@ def check_config(config: RunConfig) -> None:
         value = getattr(config, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
             raise ConfigError(f"{{{key}}} must be an integer ≥ {minimum}, got {literal(repr(value))}")
-
-
-def build_methods(config: RunConfig) -> dict[str, Method]:
-    """Every method with its weights, before any work: a missing weight stops the run with the resolver's message."""
-    return {label: load_method(config.method_names.get(label, label), config.loading(label),
-                               **config.method_options.get(label, {}))
-            for label in config.methods}
 
 
 def _batches(pairs: list[Pair], images: ImageCache, batch_size: int) -> list[list[Pair]]:
@@ -384,7 +383,8 @@ def run_identity(config: RunConfig, methods: Mapping[str, Method], suite: Metric
     definitions (weight files by sha256, not by path), and per method its options and weights."""
     return {
         "size": config.size, "keep_aspect": config.keep_aspect, "pairs": config.pairs,
-        "seed": config.seed if config.pairs is not None or config.init == "random" else None,
+        "seed": config.seed if config.pairs is not None or config.init == "random"
+        or "random" in config.method_init.values() else None,
         "metrics": sorted(config.metrics), "lpips_net": config.lpips_net if "lpips" in config.metrics else None,
         "metric_definitions": _without_paths(suite.configs),
         "methods": {label: {"method": m.name, "options": _without_paths(m.options),
@@ -425,7 +425,9 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_config(config)
     contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
-    methods = build_methods(config)
+    skipped_methods: dict[str, str] = {}
+    skipped_flags: dict[str, str] = {}
+    methods = build_methods(config, skipped_methods, skipped_flags)
     try:
         suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options)
         set_metrics, unavailable, set_configs = build_set_metrics(
@@ -459,13 +461,14 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
             "pairs": len(pairs), "methods": list(methods), "computed": computed,
             "skipped": len(pairs) * len(methods) - computed,
             "seconds": {k: round(v, 3) for k, v in clock.seconds.items()}, "unavailable": suite.unavailable,
-            "unreadable": unreadable,
+            "unreadable": unreadable, "skipped_methods": skipped_methods,
         }
         manifest = _manifest(config, methods, suite, images, (contents, styles), identity, started, command,
                              summary)
         write_json_atomic(config.out / f"manifest{_suffix(config)}.json", manifest)
         if config.shard is None:
             summary["tables"] = {k: str(v) for k, v in write_run_tables([config.out], votes=config.votes).items()}
+    summary["skipped_methods_flags"] = skipped_flags
     return summary
 
 

@@ -209,6 +209,11 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
     caption = (f"Content and style loss (StyTr² definitions) and LPIPS (vs content): mean ± std over pairs at "
                f"{'/'.join(sizes)} px. Time: median full forward (encoding content and style, transfer, decoding; file I/O "
                f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
+    not_run = list(dict.fromkeys(n for m in manifests for n in (m.get("summary", {}).get("skipped_methods") or {})
+                                 if n not in set(agg["method"])))
+    if not_run:
+        caption += (f" Not run: {', '.join(not_run)} (no released weights and no harness checkpoint; the manifest "
+                    "says how to train or flag it).")
     if set_rows:
         caption += (" FID and ArtFID: one value per method over all its pairs (95 % percentile-bootstrap interval "
                     "over pairs in table.csv).")

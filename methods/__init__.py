@@ -7,14 +7,15 @@ from ._factory import create_method, load_method
 from ._info import MethodInfo, Provenance
 from ._registry import get_method_info, list_methods, register_method, reload_plugins, unregister_method
 from .checkpoint import CHECKPOINT_NAME, checkpoint_payload, find_checkpoint, load_checkpoint
-from .errors import InputError, OptionError, UnknownMethodError, WeightsError
+from .errors import InputError, MissingWeightsError, NoWeightsError, OptionError, UnknownMethodError, WeightsError
 from .method import Method, PreparedStyle
 from .net import StyleTransferNet
 from .weights import Loading
-from . import adain, all2all, microast, stya2k  # noqa: E402,F401  (built-in registrations)
+from . import adaattn, adain, all2all, microast, sanet, stya2k  # noqa: E402,F401  (built-in registrations)
 
 __all__ = [
-    "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "OptionError", "PreparedStyle", "Provenance",
+    "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "MissingWeightsError", "NoWeightsError",
+    "OptionError", "PreparedStyle", "Provenance",
     "StyleTransferNet", "UnknownMethodError", "WeightsError", "checkpoint_payload", "create_method",
     "find_checkpoint", "get_method_info", "list_methods", "load_checkpoint", "load_method", "register_method",
     "reload_plugins", "unregister_method",

@@ -15,7 +15,7 @@ import torch
 from ._info import INIT_CHOICES, MethodInfo, Provenance
 from ._registry import get_method_info
 from .checkpoint import CHECKPOINT_NAME, find_checkpoint, load_checkpoint
-from .errors import OptionError, WeightsError
+from .errors import NoWeightsError, OptionError, WeightsError
 from .method import Method
 from .net import StyleTransferNet
 from .weights import Loading, ResolvedFile, check_state_dict, load_into, resolve_files, resolve_for_init, sha256_file
@@ -91,8 +91,8 @@ def _from_checkpoint(info: MethodInfo, model: StyleTransferNet, loading: Loading
 def _official(info: MethodInfo, model: StyleTransferNet, loading: Loading) -> Provenance:
     """The method's official files (and the encoder's), each loaded strictly into its sub-module."""
     if not info.has_official_weights:
-        raise WeightsError(
-            f"method {info.name!r} has no official weights; train it with harness.train and pass the output folder "
+        raise NoWeightsError(
+            f"method {info.name!r} has no released weights; train it with harness.train and pass the output folder "
             f"as {{weights}}, place its {CHECKPOINT_NAME} under <weights dir>/{info.name}/, or use "
             f"{{init=\"random\"}} for an untrained smoke or timing run", template=True
         )

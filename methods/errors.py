@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = [
-    "ChecksumError", "InputError", "MissingWeightsError", "OptionError", "StateDictMismatchError",
+    "ChecksumError", "InputError", "MissingWeightsError", "NoWeightsError", "OptionError", "StateDictMismatchError",
     "SettingsMessage", "UnknownMethodError", "WeightsError", "literal", "one_line", "spell_settings",
 ]
 
@@ -93,8 +93,13 @@ class MissingWeightsError(WeightsError):
 
     ``missing`` lists every missing weight file; ``searched`` the ``(source, folder)`` pairs that were looked in;
     ``reasons`` maps a file name to the reason its download failed (when one was attempted); ``cache`` is the cache
-    folder a user may copy the files into.
+    folder a user may copy the files into; ``methods`` the method each missing file belongs to, where known.
+
+    The message has one line per missing file (a headline, the files, then where they were looked for and what to
+    do); :meth:`combine` merges the errors of several methods into one such message.
     """
+
+    multiline = True
 
     def __init__(
         self,
@@ -107,28 +112,64 @@ class MissingWeightsError(WeightsError):
         downloads_enabled: bool = True,
         env_weights: str = "HARNESS_WEIGHTS",
         env_offline: str = "HARNESS_OFFLINE",
+        methods: Sequence[str | None] | None = None,
     ) -> None:
         self.missing = list(missing)
         self.searched = list(searched)
         self.reasons = dict(reasons or {})
-        items = []
-        for spec in self.missing:
-            where = f"from {literal(spec.url)}" if spec.url else "no public source"
+        self.methods = list(methods) if methods is not None else [None] * len(self.missing)
+        self._settings = dict(cache=cache, subdir=subdir, downloads_enabled=downloads_enabled,
+                              env_weights=env_weights, env_offline=env_offline)
+        named = [m for m in dict.fromkeys(self.methods) if m]
+        lines = []
+        for spec, method in zip(self.missing, self.methods):
+            origin = getattr(spec, "origin", spec.url)
+            where = f"from {literal(origin)}" if origin else "no public source"
             if spec.filename in self.reasons:
-                where += f", download failed: {literal(self.reasons[spec.filename])}"
-            elif spec.url and not downloads_enabled:
-                where += ", not downloaded: downloads disabled"
-            items.append(f"{literal(spec.filename)} ({where})")
+                where += f"; download failed: {literal(self.reasons[spec.filename])}"
+            elif getattr(spec, "downloadable", bool(spec.url)) and not downloads_enabled:
+                where += "; not downloaded: downloads disabled"
+            label = f"{literal(method)}: " if method and len(named) > 1 else ""
+            lines.append(f"  - {label}{literal(spec.filename)} ({where})")
         folders = ", ".join(f"{src} {literal(d)}" for src, d in self.searched) or "none"
-        place = f"<DIR>/{subdir}/<file> or <DIR>/<file>" if subdir else "<DIR>/<file>"
+        if len(named) > 1 or (named and subdir is None):
+            place = "<DIR>/<method>/<file> or <DIR>/<file>"
+        else:
+            place = f"<DIR>/{subdir}/<file> or <DIR>/<file>" if subdir else "<DIR>/<file>"
         offline = "" if downloads_enabled else f" (downloads are off: {{download=False}} or ${env_offline} set)"
+        head = (f"missing weight file(s) of {', '.join(literal(m) for m in named)}:" if named
+                else "missing weight file(s):")
         super().__init__(
-            f"missing weight file(s): {'; '.join(items)}. Searched folders: {folders}. "
-            f"To use them offline, download them and place them as {place} where DIR is given "
-            f"with {{weights_dir=DIR}} or {env_weights}=DIR, or is the cache folder {literal(cache)}"
-            f"{offline}. Or use {{init=\"random\"}} for an untrained smoke or timing run "
-            f"(its outputs are meaningless).", template=True
+            "\n".join([head, *lines,
+                       f"Searched folders: {folders}.",
+                       f"To use them offline, download them and place them as {place} where DIR is given with "
+                       f"{{weights_dir=DIR}} or {env_weights}=DIR, or is the cache folder {literal(cache)}{offline}. "
+                       f"Or use {{init=\"random\"}} for an untrained smoke or timing run (its outputs are "
+                       f"meaningless)."]), template=True
         )
+
+    def render(self, flags: bool = False) -> str:
+        """The message with settings spelt for a library user or (``flags``) a command line; one line per file."""
+        return "\n".join(one_line(line) if not line.startswith("  - ") else "  - " + one_line(line[4:])
+                         for line in spell_settings(self.template, flags).split("\n"))
+
+    @classmethod
+    def combine(cls, errors: Mapping[str, MissingWeightsError]) -> MissingWeightsError:
+        """One error listing every file of every method (``errors``: method label → its error)."""
+        missing, methods, reasons, searched = [], [], {}, []
+        for label, error in errors.items():
+            missing += error.missing
+            methods += [label] * len(error.missing)
+            reasons.update(error.reasons)
+            searched += [d for d in error.searched if d not in searched]
+        first = next(iter(errors.values()))
+        settings = {**first._settings, "subdir": None}
+        return cls(missing, searched, reasons=reasons, methods=methods, **settings)
+
+
+class NoWeightsError(WeightsError):
+    """A method without released weights (e.g. ``all2all``) and no harness checkpoint found: train it first, or
+    build it untrained on purpose."""
 
 
 class ChecksumError(WeightsError):

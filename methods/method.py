@@ -20,7 +20,7 @@ from .net import StyleTransferNet
 class PreparedStyle:
     """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
 
-    ``features``: the style's features (``model.encode(style, "style")``: VGG's at the model's taps for most methods,
+    ``features``: the style's features (``model.encode_for(style, "style")``: VGG's at the model's taps for most methods,
     with a method's own style-only signals where it has them), ``{name: (S, C, h, w)}`` with S = the style batch
     (1: broadcast over any content batch); ``size``: the style image's (H, W); ``method``: the name of the method that
     encoded it (a prepared style only fits that method's network).
@@ -80,7 +80,7 @@ class Method:
         features (e.g. the attention's key/value projections)."""
         style = self._prepare(style)
         self.model.check_image(style, "style")
-        return PreparedStyle(self.model.encode(style, "style"), (int(style.shape[-2]), int(style.shape[-1])), self.name)
+        return PreparedStyle(self.model.encode_for(style, "style"), (int(style.shape[-2]), int(style.shape[-1])), self.name)
 
     def _style_features(self, style: Tensor | PreparedStyle, batch: int) -> dict[str, Tensor]:
         """The style's features broadcast over a content batch of ``batch`` (encoded here unless prepared)."""
@@ -107,7 +107,7 @@ class Method:
         for style in styles:
             style_features = self._style_features(style, content.shape[0])
             if content_features is None:
-                content_features = self.model.encode(content, "content")
+                content_features = self.model.encode_for(content, "content")
             if self.model.alpha_in_transfer:
                 yield self.model.transfer(content_features, style_features, alpha=alpha)
                 continue

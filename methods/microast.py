@@ -123,7 +123,7 @@ class Decoder(nn.Module):
 
 
 class MicroASTNet(StyleTransferNet):
-    """MicroAST. ``encode(image, "content")`` → ``{"c1", "c2"}``; ``encode(image, "style")`` → the style's maps and
+    """MicroAST. ``encode_for(image, "content")`` → ``{"c1", "c2"}``; ``encode_for(image, "style")`` → the style's maps and
     its modulation signals ``{"s1", "s2", "w1", "w2", "b1", "b2"}`` (computed once per style, reused over contents);
     the decoder input is ``{"y4": (B, 64, h, w)}``. α is applied where the official code applies it (after each
     AdaIN), so the generic decoder-input blend does not apply (:attr:`alpha_in_transfer`)."""
@@ -140,7 +140,10 @@ class MicroASTNet(StyleTransferNet):
         self.modulator = Modulator()
         self.decoder = Decoder()
 
-    def encode(self, image: Tensor, role: str = "content") -> dict[str, Tensor]:
+    def encode(self, image: Tensor) -> dict[str, Tensor]:
+        return self.encode_for(image, "content")
+
+    def encode_for(self, image: Tensor, role: str) -> dict[str, Tensor]:
         if role == "content":
             c1, c2 = self.content_encoder(image)
             return {"c1": c1, "c2": c2}

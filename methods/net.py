@@ -75,10 +75,14 @@ class StyleTransferNet(nn.Module):
         self.encoder = VGGEncoder() if self.uses_vgg else None
 
     # -- the three stages ------------------------------------------------------------------------------------------
-    def encode(self, image: Tensor, role: str = "content") -> dict[str, Tensor]:
-        """Features of ``image`` (B, 3, H, W) in [0, 1] as content or style (``role``): here VGG's at :attr:`taps`,
-        {tap: (B, C, h, w)}, for both roles; a method with separate content and style encoders overrides this."""
+    def encode(self, image: Tensor) -> dict[str, Tensor]:
+        """VGG features at :attr:`taps`: image (B, 3, H, W) in [0, 1] → {tap: (B, C, h, w)}."""
         return self.encoder(image, self.taps)
+
+    def encode_for(self, image: Tensor, role: str) -> dict[str, Tensor]:
+        """Features of ``image`` as ``role`` ("content" or "style"): :meth:`encode` for both here; a method with
+        separate content and style encoders (MicroAST) overrides this."""
+        return self.encode(image)
 
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor]) -> dict[str, Tensor]:
         """Decoder inputs keyed by the tap whose resolution (and channel count) they have (plus ``alpha=`` where
@@ -120,14 +124,14 @@ class StyleTransferNet(nn.Module):
 
     def encode_style(self, style: Tensor, batch: int) -> dict[str, Tensor]:
         """Style features; a single style is encoded once and its features broadcast over a content batch."""
-        features = self.encode(style, "style")
+        features = self.encode_for(style, "style")
         if style.shape[0] != batch:
             features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
         return features
 
     def encode_pair(self, content: Tensor, style: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         self.check_inputs(content, style)
-        return self.encode(content, "content"), self.encode_style(style, content.shape[0])
+        return self.encode_for(content, "content"), self.encode_style(style, content.shape[0])
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         content_features, style_features = self.encode_pair(content, style)

@@ -74,6 +74,11 @@ ALL2ALL_RECIPE = TrainingRecipe(
     source="StyA2K's recipe with the all-to-all analogue of the A2K* loss (spec §10.1)",
     loss_weights={"global_style": 10.0, "a2k": 1.25},
 )
+ADAATTN_RECIPE = TrainingRecipe(
+    source="AdaAttN official train_adaattn.sh + adaattn_model.py (spec §10.2): Adam 2e-4, batch 8, resize 512×512 → "
+    "random crop 256 → random h-flip, 5 epochs (2 + 3 decayed), λ_global 10, λ_local 3, λ_content 0",
+    loss_weights={"global_style": 10.0, "local": 3.0, "content": 0.0},
+)
 ADAIN_RECIPE = TrainingRecipe(
     source="pytorch-AdaIN train.py (spec §11): Adam 1e-4, lr / (1 + 5e-5·i), batch 8, resize 512×512 → random crop "
     "256 (no flip), 160,000 iterations, independent content/style samplers, content 1.0 + style 10.0",

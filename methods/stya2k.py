@@ -52,19 +52,24 @@ class Transform(nn.Module):
     """relu4_1 + relu5_1 attention and merge (spec §4.2); official names ``attn_adain_4_1``, ``attn_adain_5_1``,
     ``upsample5_1``, ``merge_conv_pad``, ``merge_conv``. ``merge_relu=True`` adds the paper's ReLU (not official)."""
 
-    def __init__(self, attn4: nn.Module, attn5: nn.Module, merge_relu: bool = False) -> None:
+    def __init__(self, attn4: nn.Module, attn5: nn.Module, merge_relu: bool = False,
+                 names: tuple[str, str] = ("attn_adain_4_1", "attn_adain_5_1")) -> None:
         super().__init__()
-        self.attn_adain_4_1 = attn4
-        self.attn_adain_5_1 = attn5
+        self.names = names  # the attention modules' attribute names in the official files (SANet: sanet4_1, sanet5_1)
+        setattr(self, names[0], attn4)
+        setattr(self, names[1], attn5)
         self.upsample5_1 = _up()
         self.merge_conv_pad = nn.ReflectionPad2d(1)
         self.merge_conv = nn.Conv2d(512, 512, kernel_size=3)
         self.merge_relu = merge_relu
 
-    def forward(self, c4: Tensor, s4: Tensor, c5: Tensor, s5: Tensor) -> Tensor:
-        """c4, s4: relu4_1 (B, 512, h4, w4); c5, s5: relu5_1 → T (B, 512, h4, w4)."""
-        a4 = self.attn_adain_4_1(c4, s4)
-        a5 = crop_to(self.upsample5_1(self.attn_adain_5_1(c5, s5)), a4.shape[-2:])
+    def forward(self, c4: Tensor, s4: Tensor, c5: Tensor, s5: Tensor, extra4: Sequence[Any] = (),
+                extra5: Sequence[Any] = ()) -> Tensor:
+        """c4, s4: relu4_1 (B, 512, h4, w4); c5, s5: relu5_1 → T (B, 512, h4, w4). ``extra4``/``extra5``: further
+        arguments of the two attention modules (AdaAttN's keys)."""
+        attn4, attn5 = (getattr(self, name) for name in self.names)
+        a4 = attn4(c4, s4, *extra4)
+        a5 = crop_to(self.upsample5_1(attn5(c5, s5, *extra5)), a4.shape[-2:])
         out = self.merge_conv(self.merge_conv_pad(a4 + a5))
         return torch.relu(out) if self.merge_relu else out
 

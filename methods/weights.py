@@ -26,9 +26,7 @@ the file and the first mismatching keys.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -37,12 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from .errors import ChecksumError, MissingWeightsError, StateDictMismatchError, WeightsError
+from .fetch import (_download, checksum_mismatches, download, download_google_drive,
+                    extract_member, git_blob_sha1_file, sha256_file)
 from .errors import one_line as _one_line
 
 __all__ = [
+    "Archive",
     "ENV_CACHE",
     "ENV_OFFLINE",
     "ENV_WEIGHTS",
@@ -56,6 +56,8 @@ __all__ = [
     "cache_dir",
     "check_state_dict",
     "download",
+    "download_google_drive",
+    "extract_member",
     "find_file",
     "git_blob_sha1_file",
     "load_into",
@@ -70,8 +72,6 @@ ENV_WEIGHTS = "HARNESS_WEIGHTS"
 ENV_CACHE = "HARNESS_CACHE"
 ENV_OFFLINE = "HARNESS_OFFLINE"
 
-DOWNLOAD_TIMEOUT_S = 60
-_CHUNK = 1 << 20
 _MAX_KEYS = 5
 
 
@@ -91,6 +91,52 @@ class WeightFile:
     sha256: str | None = None
     git_blob_sha1: str | None = None
     description: str = ""
+    archive: Archive | None = None
+    member: str | None = None
+    page: str | None = None
+    """A page to download the file from by hand (a file-sharing page that no program can fetch), where no URL is."""
+
+    def __post_init__(self) -> None:
+        if (self.archive is None) != (self.member is None):
+            raise ValueError(f"{self.filename}: give both archive= and member= (a file inside a released archive)")
+
+    @property
+    def origin(self) -> str | None:
+        """Where the file comes from, for messages: its URL, or the archive member and the archive's source."""
+        if self.archive is not None:
+            return f"member {self.member} of {self.archive.filename} ({self.archive.origin})"
+        if self.url is None and self.page:
+            return f"{self.page}, by hand"
+        return self.url
+
+    @property
+    def downloadable(self) -> bool:
+        """Whether the resolver can fetch the file itself (a URL, or an archive it can download)."""
+        return bool(self.url) or (self.archive is not None and self.archive.downloadable)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A released archive (a zip) holding weight files, downloaded from ``url`` or a Google Drive file id (through
+    the ``gdown`` library). ``sha256`` where the archive's digest is known; each member is verified on its own."""
+
+    filename: str
+    url: str | None = None
+    google_drive_id: str | None = None
+    sha256: str | None = None
+    description: str = ""
+
+    @property
+    def origin(self) -> str:
+        if self.url:
+            return self.url
+        if self.google_drive_id:
+            return f"https://drive.google.com/file/d/{self.google_drive_id}"
+        return "no public source"
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.url or self.google_drive_id)
 
 
 @dataclass(frozen=True)
@@ -120,7 +166,7 @@ class ResolvedFile:
     """A weight file found locally or downloaded.
 
     ``source`` is one of ``"explicit"``, ``"weights_dir"``, ``"env"``,
-    ``"cache"``, ``"download"``. ``verified`` is True when a known checksum
+    ``"cache"``, ``"download"``, ``"archive"`` (extracted from a release archive). ``verified`` is True when a known checksum
     matched, False when a known checksum did not match (local files only; a
     warning was issued), None when no checksum was known.
     """
@@ -200,100 +246,60 @@ def find_file(
     return None
 
 
-# --------------------------------------------------------------------------- #
-# Checksums and download
-# --------------------------------------------------------------------------- #
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class _Archives:
+    """The release archives of one :func:`resolve_files` call: each looked up (or downloaded) once, whatever the
+    number of its members, and its members extracted into the cache, verified."""
 
+    def __init__(self, dirs: list[tuple[str, Path]], subdir: str | None, method_dir: str | None,
+                 allow_download: bool, progress: bool) -> None:
+        self.dirs, self.subdir, self.method_dir = dirs, subdir, method_dir
+        self.allow_download, self.progress = allow_download, progress
+        self.paths: dict[str, Path | None] = {}
+        self.failures: dict[str, str] = {}
+        self.reported: dict[str, str] = {}
 
-def git_blob_sha1_file(path: str | os.PathLike) -> str:
-    """Git blob id of a file: sha1 of ``b"blob <size>\\0"`` followed by its bytes."""
-    digest = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def _locate(self, archive: Archive) -> Path | None:
+        """The archive on disk (in the search folders, or downloaded into the cache), or None."""
+        found = find_file(WeightFile(archive.filename, sha256=archive.sha256), self.dirs, self.subdir, self.method_dir)
+        if found is not None:
+            return found[1]
+        if not (self.allow_download and archive.downloadable):
+            return None
+        dest = cache_dir() / archive.filename
+        if archive.url:
+            _download(archive.url, dest, archive.sha256, None, self.progress)
+        else:
+            download_google_drive(archive.google_drive_id, dest, sha256=archive.sha256, progress=self.progress)
+        return dest
 
+    def path(self, archive: Archive) -> Path | None:
+        if archive.filename not in self.paths:
+            try:
+                self.paths[archive.filename] = self._locate(archive)
+            except ChecksumError:
+                raise
+            except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+                self.paths[archive.filename] = None
+                self.failures[archive.filename] = _one_line(f"{type(exc).__name__}: {exc}")
+        return self.paths[archive.filename]
 
-def _checksum_mismatches(
-    path: Path, actual_sha256: str, sha256: str | None, git_blob_sha1: str | None
-) -> list[str]:
-    """Descriptions of the known checksums that ``path`` fails (empty when all match)."""
-    problems = []
-    if sha256:
-        expected = sha256.lower()
-        if len(expected) < len(actual_sha256):  # a published prefix (torchvision file names carry 8 hex digits)
-            if not actual_sha256.startswith(expected):
-                problems.append(f"sha256 expected {expected}... (a prefix), got {actual_sha256}")
-        elif actual_sha256 != expected:
-            problems.append(f"sha256 expected {expected}, got {actual_sha256}")
-    if git_blob_sha1:
-        actual = git_blob_sha1_file(path)
-        if actual != git_blob_sha1.lower():
-            problems.append(f"git blob sha1 expected {git_blob_sha1.lower()}, got {actual}")
-    return problems
+    def member(self, spec: WeightFile) -> ResolvedFile | None:
+        """``spec`` extracted from its archive into the cache (verified), or None when the archive is unavailable."""
+        archive = self.path(spec.archive)
+        if archive is None:
+            return None
+        folder = self.subdir or self.method_dir
+        dest = (cache_dir() / folder if folder else cache_dir()) / spec.filename
+        actual = extract_member(archive, spec.member, dest, sha256=spec.sha256, git_blob_sha1=spec.git_blob_sha1)
+        return ResolvedFile(spec, dest, "archive", actual, True if (spec.sha256 or spec.git_blob_sha1) else None)
 
-
-def _download(
-    url: str,
-    dest: Path,
-    sha256: str | None,
-    git_blob_sha1: str | None,
-    progress: bool,
-) -> str:
-    """Download ``url`` atomically onto ``dest``; return its sha256."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=dest.name, disable=not progress, leave=False,
-            ) as bar:
-                for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        actual = digest.hexdigest()
-        problems = _checksum_mismatches(tmp, actual, sha256, git_blob_sha1)
-        if problems:
-            raise ChecksumError(f"checksum mismatch for {dest.name} downloaded from {url}: {'; '.join(problems)}")
-        os.replace(tmp, dest)
-        return actual
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def download(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    sha256: str | None = None,
-    git_blob_sha1: str | None = None,
-    progress: bool = True,
-) -> Path:
-    """Download ``url`` to ``dest`` (any urllib scheme, including ``file://``).
-
-    The data is streamed into a temporary file next to ``dest`` (tqdm progress
-    bar unless ``progress=False``), every known checksum is verified, and the
-    file is then moved onto ``dest`` atomically. On a checksum mismatch the
-    temporary file is deleted and :class:`ChecksumError` is raised; nothing
-    half-written is ever left at ``dest``. Network errors propagate
-    (``urllib.error.URLError``, ``TimeoutError``, ``OSError``).
-    """
-    dest = Path(dest)
-    _download(url, dest, sha256, git_blob_sha1, progress)
-    return dest
+    def failure(self, spec: WeightFile) -> str | None:
+        """Why the archive of ``spec`` could not be had: in full on its first missing member, else a reference."""
+        key = spec.archive.filename
+        if key not in self.failures:
+            return None
+        first = self.reported.setdefault(key, spec.filename)
+        return self.failures[key] if first == spec.filename else f"see {first}"
 
 
 # --------------------------------------------------------------------------- #
@@ -342,6 +348,7 @@ def resolve_files(
     resolved: dict[str, ResolvedFile] = {}
     missing: list[WeightFile] = []
     reasons: dict[str, str] = {}
+    archives = _Archives(dirs, subdir, method_dir, allow_download, progress)
 
     for spec in files:
         found = find_file(spec, dirs, subdir, method_dir)
@@ -350,7 +357,7 @@ def resolve_files(
             actual = sha256_file(path)
             verified: bool | None = None
             if spec.sha256 or spec.git_blob_sha1:
-                problems = _checksum_mismatches(path, actual, spec.sha256, spec.git_blob_sha1)
+                problems = checksum_mismatches(path, actual, spec.sha256, spec.git_blob_sha1)
                 verified = not problems
                 if problems:
                     warnings.warn(
@@ -359,6 +366,16 @@ def resolve_files(
                         stacklevel=2,
                     )
             resolved[spec.filename] = ResolvedFile(spec, path, source, actual, verified)
+            continue
+
+        if spec.archive is not None:
+            record = archives.member(spec)
+            if record is not None:
+                resolved[spec.filename] = record
+            else:
+                missing.append(spec)
+                if archives.failure(spec):
+                    reasons[spec.filename] = archives.failure(spec)
             continue
 
         if allow_download and spec.url:
@@ -378,7 +395,8 @@ def resolve_files(
 
     if missing:
         raise MissingWeightsError(
-            missing, dirs, cache=cache_dir(), subdir=subdir or method_dir, reasons=reasons, downloads_enabled=allow_download,
+            missing, dirs, cache=cache_dir(), subdir=subdir or method_dir, reasons=reasons,
+            methods=[method_dir] * len(missing) if method_dir else None, downloads_enabled=allow_download,
             env_weights=ENV_WEIGHTS, env_offline=ENV_OFFLINE,
         )
     return resolved

@@ -77,3 +77,74 @@ def ref_microast(content: Tensor, style: Tensor, states: Mapping[str, State], al
     y = torch.relu(_conv(y, dec, "dec3.6"))
     y = torch.relu(_conv(y, dec, "dec3.8"))
     return _conv(y, dec, "dec3.10")
+
+
+# --------------------------------------------------------------------------------------------- AdaAttN (spec §10.2)
+def _ref_mvn(x: Tensor) -> Tensor:
+    mean, std = ref_mean_std(x)
+    return (x - mean) / std
+
+
+def ref_get_key(feats: list[Tensor], last: int) -> Tensor:
+    """Official ``get_key(feats, last_layer_idx, need_shallow=True)``: nearest-resized shallower maps, each
+    normalised, concatenated shallowest first."""
+    h, w = feats[last].shape[-2:]
+    parts = [_ref_mvn(F.interpolate(feats[i], (h, w))) for i in range(last)]
+    return torch.cat(parts + [_ref_mvn(feats[last])], dim=1)
+
+
+def ref_adaattn_module(content: Tensor, style: Tensor, content_key: Tensor, style_key: Tensor, state: State,
+                       prefix: str, max_sample: int, seed: int | None) -> Tensor:
+    """Official ``networks.AdaAttN.forward``, including its global ``torch.manual_seed(seed)`` + ``randperm``."""
+    conv = lambda x, name: F.conv2d(x, state[f"{prefix}{name}.weight"], state[f"{prefix}{name}.bias"])  # noqa: E731
+    Fk, G, H = conv(content_key, "f"), conv(style_key, "g"), conv(style, "h")
+    b, _, h_g, w_g = G.shape
+    G = G.reshape(b, -1, w_g * h_g)
+    if w_g * h_g > max_sample:
+        if seed is not None:
+            torch.manual_seed(seed)
+        index = torch.randperm(w_g * h_g)[:max_sample]
+        G = G[:, :, index]
+        style_flat = H.reshape(b, -1, w_g * h_g)[:, :, index].transpose(1, 2)
+    else:
+        style_flat = H.reshape(b, -1, w_g * h_g).transpose(1, 2)
+    b, _, h, w = Fk.shape
+    Fk = Fk.reshape(b, -1, w * h).permute(0, 2, 1)
+    S = torch.softmax(torch.bmm(Fk, G), dim=-1)
+    mean = torch.bmm(S, style_flat)
+    std = torch.sqrt(torch.relu(torch.bmm(S, style_flat ** 2) - mean ** 2))
+    mean = mean.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+    std = std.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+    return std * _ref_mvn(content) + mean
+
+
+def _pad_conv(x: Tensor, state: State, key: str) -> Tensor:
+    return F.conv2d(F.pad(x, [1, 1, 1, 1], mode="reflect"), state[f"{key}.weight"], state[f"{key}.bias"])
+
+
+def ref_attention_decoder(cs: Tensor, skip3: Tensor, state: State) -> Tensor:
+    """Official ``networks.Decoder(skip_connection_3=True)`` (also StyA2K's decoder), on sides where no crop occurs."""
+    x = F.interpolate(torch.relu(_pad_conv(cs, state, "decoder_layer_1.1")), scale_factor=2, mode="nearest")
+    x = torch.cat([x, skip3], dim=1)
+    for key, up in (("1", False), ("4", False), ("7", False), ("10", True), ("14", False), ("17", True),
+                    ("21", False)):
+        x = torch.relu(_pad_conv(x, state, f"decoder_layer_2.{key}"))
+        if up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+    return _pad_conv(x, state, "decoder_layer_2.24")
+
+
+def ref_adaattn(content_feats: list[Tensor], style_feats: list[Tensor], states: Mapping[str, State],
+                max_sample_3: int = 64 * 64, max_sample_45: int = 256 * 256, seed: int = 6666) -> Tensor:
+    """Official ``AdaAttNModel.forward`` from VGG features relu1_1..relu5_1 (lists of 5) with the released options
+    ``--skip_connection_3 --shallow_layer``; content sides must be multiples of 16 (as the official code needs)."""
+    c, s = content_feats, style_feats
+    a3 = ref_adaattn_module(c[2], s[2], ref_get_key(c, 2), ref_get_key(s, 2), states["adaattn_3"], "",
+                            max_sample_3, seed)
+    tr = states["transformer"]
+    a4 = ref_adaattn_module(c[3], s[3], ref_get_key(c, 3), ref_get_key(s, 3), tr, "attn_adain_4_1.",
+                            max_sample_45, seed)
+    a5 = ref_adaattn_module(c[4], s[4], ref_get_key(c, 4), ref_get_key(s, 4), tr, "attn_adain_5_1.",
+                            max_sample_45, seed)
+    merged = _pad_conv(a4 + F.interpolate(a5, scale_factor=2, mode="nearest"), tr, "merge_conv")
+    return ref_attention_decoder(merged, a3, states["decoder"])

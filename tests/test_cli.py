@@ -252,9 +252,16 @@ def test_bad_output_suffix(capsys, real):
 
 
 def test_missing_weights_without_random_init(capsys, real):
-    line = expect_error(capsys, stylize_argv(real), "--init random", *STYA2K_FILES)
-    assert "downloads" in line
-    expect_error(capsys, stylize_argv(real, method="all2all"), "all2all", "no official weights", "--init random")
+    """Missing files: exit 2, a headline, ONE LINE PER FILE (what, from where, why not downloaded), then where they
+    were looked for and what to do — no traceback."""
+    code, out, err = run(capsys, *stylize_argv(real))
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0] == "error: missing weight file(s) of styA2K:"
+    assert [line.split(" (")[0].strip() for line in lines[1:5]] == [f"- {name}" for name in STYA2K_FILES]
+    assert all("downloads disabled" in line for line in lines[1:5])
+    assert "--init random" in lines[-1] and "--weights-dir DIR" in lines[-1]
+    expect_error(capsys, stylize_argv(real, method="all2all"), "all2all", "no released weights", "--init random")
 
 
 def test_missing_weights_folder(capsys, real, tmp_path):

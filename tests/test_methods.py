@@ -235,7 +235,7 @@ def test_missing_weights_error_lists_everything(tmp_path):
     for name in ("latest_net_A2K.pth", "latest_net_transform.pth", "latest_net_decoder.pth", "vgg_normalised.pth",
                  "raw.githubusercontent.com/LearningHx/StyA2K", 'init="random"'):
         assert name in message
-    with pytest.raises(WeightsError, match='no official weights.*harness.train.*init="random"'):
+    with pytest.raises(WeightsError, match='no released weights.*harness.train.*init="random"'):
         harness.create_method("all2all")
 
 

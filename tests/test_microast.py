@@ -55,7 +55,7 @@ def forward64(model, content, style, alpha):
     try:
         with torch.inference_mode():
             content, style = content.double(), style.double()
-            features = model.transfer(model.encode(content, "content"), model.encode_style(style, content.shape[0]),
+            features = model.transfer(model.encode_for(content, "content"), model.encode_style(style, content.shape[0]),
                                       alpha=alpha)
             return model.decode(features, content.shape[-2:])
     finally:

@@ -134,7 +134,10 @@ def test_offline_missing_lists_everything(env, monkeypatch, tmp_path):
     with pytest.raises(MissingWeightsError) as info:
         resolve_files(specs, weights=tmp_path / "explicit")
     msg = str(info.value)
-    assert "\n" not in msg
+    lines = msg.split("\n")  # a headline, one line per missing file, then where they were looked for and what to do
+    assert lines[0] == "missing weight file(s):"
+    assert [line.split(" (")[0] for line in lines[1:4]] == ["  - w.pth", "  - latest_net_A2K.pth", "  - private.pth"]
+    assert len(lines) == 6 and all(len(line) < 400 for line in lines[:4])
     for part in ("w.pth", src.as_uri(), "latest_net_A2K.pth", A2K_URL, "private.pth", "no public source",
                  str(tmp_path / "explicit"), str(env["env"]), str(env["cache"]),
                  "weights_dir=DIR", ENV_WEIGHTS, 'init="random"'):

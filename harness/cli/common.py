@@ -87,8 +87,9 @@ def add_weights_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every method-using command shares: device, weights, init, seed, downloads, method options."""
+def add_method_arguments(parser: argparse.ArgumentParser, per_method_init: bool = False) -> None:
+    """The options every method-using command shares: device, weights, init, seed, downloads, method options
+    (``per_method_init``: ``--init`` also takes METHOD=random, for commands that run several methods)."""
     group = parser.add_argument_group("method and weights")
     group.add_argument("--device", default=None, help="torch device: cpu (default), cuda, cuda:1, ...")
     add_weights_dir_argument(group)
@@ -98,9 +99,12 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
              "with harness_checkpoint.pt); searched before --weights-dir",
     )
     group.add_argument(
-        "--init", choices=("pretrained", "random"), default=None,
+        "--init", default=None,
+        **(dict(metavar="INIT") if per_method_init else dict(choices=("pretrained", "random"))),
         help="pretrained (default: load weights, missing ones are an error) or random (seeded UNTRAINED weights "
-             "for smoke and timing runs; outputs are flagged and meaningless)",
+             "for smoke and timing runs; outputs are flagged and meaningless)"
+             + ("; per method: all2all=random (that row untrained and flagged †, the others pretrained), "
+                "comma-separated for several" if per_method_init else ""),
     )
     group.add_argument("--seed", type=int, default=None, help="seed of --init random (default: 0)")
     group.add_argument(

@@ -67,7 +67,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                         help="leave out input images that cannot be decoded (listed, and recorded in the manifest) "
                              "instead of stopping before any work")
     add_resume_arguments(parser, "recompute pairs already in metrics.csv")
-    add_method_arguments(parser)
+    add_method_arguments(parser, per_method_init=True)
     parser.set_defaults(handler=cmd_run)
     return parser
 
@@ -131,7 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.init == "random":
         print("WARNING: --init random: every method runs with UNTRAINED weights; rows and tables are flagged and "
               "the numbers are meaningless (smoke and timing runs only)", file=sys.stderr)
+    untrained = [label for label, init in config.method_init.items() if init == "random"]
+    if untrained:
+        print(f"WARNING: --init: {', '.join(untrained)} run(s) with UNTRAINED weights; their rows are flagged † and "
+              "their numbers are meaningless", file=sys.stderr)
     summary = execute_run(config, command=" ".join([PROG, *sys.argv[1:]]))
+    for label, reason in summary.get("skipped_methods_flags", {}).items():
+        print(f"skipped: {label}: {reason}", file=sys.stderr)
     seconds = summary["seconds"]
     print(f"run: {summary['computed']} pairs computed, {summary['skipped']} already done, in {config.out}")
     print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))

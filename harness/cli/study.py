@@ -34,7 +34,7 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--votes", type=Path, default=None,
                         help="run studies: a user-study votes CSV whose preference shares join the table")
     add_resume_arguments(parser, "recompute what the results folder already has")
-    add_method_arguments(parser)
+    add_method_arguments(parser, per_method_init=True)
     parser.set_defaults(handler=cmd_study)
     return parser
 
