@@ -11,7 +11,7 @@ from .errors import InputError, MissingWeightsError, NoWeightsError, OptionError
 from .method import Method, PreparedStyle
 from .net import StyleTransferNet
 from .weights import Loading
-from . import adaattn, adain, all2all, microast, sanet, stya2k  # noqa: E402,F401  (built-in registrations)
+from . import adaattn, adain, all2all, microast, sanet, stya2k, stytr2  # noqa: E402,F401  (built-in registrations)
 
 __all__ = [
     "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "MissingWeightsError", "NoWeightsError",

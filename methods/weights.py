@@ -95,6 +95,8 @@ class WeightFile:
     member: str | None = None
     page: str | None = None
     """A page to download the file from by hand (a file-sharing page that no program can fetch), where no URL is."""
+    google_drive_id: str | None = None
+    """A Google Drive file id, downloaded through ``gdown`` where no URL is."""
 
     def __post_init__(self) -> None:
         if (self.archive is None) != (self.member is None):
@@ -105,6 +107,8 @@ class WeightFile:
         """Where the file comes from, for messages: its URL, or the archive member and the archive's source."""
         if self.archive is not None:
             return f"member {self.member} of {self.archive.filename} ({self.archive.origin})"
+        if self.url is None and self.google_drive_id:
+            return f"https://drive.google.com/file/d/{self.google_drive_id}"
         if self.url is None and self.page:
             return f"{self.page}, by hand"
         return self.url
@@ -112,7 +116,7 @@ class WeightFile:
     @property
     def downloadable(self) -> bool:
         """Whether the resolver can fetch the file itself (a URL, or an archive it can download)."""
-        return bool(self.url) or (self.archive is not None and self.archive.downloadable)
+        return bool(self.url or self.google_drive_id) or (self.archive is not None and self.archive.downloadable)
 
 
 @dataclass(frozen=True)
@@ -378,11 +382,15 @@ def resolve_files(
                     reasons[spec.filename] = archives.failure(spec)
             continue
 
-        if allow_download and spec.url:
+        if allow_download and (spec.url or spec.google_drive_id):
             base = cache_dir()
             dest = (base / subdir if subdir else base) / spec.filename
             try:
-                actual = _download(spec.url, dest, spec.sha256, spec.git_blob_sha1, progress)
+                if spec.url:
+                    actual = _download(spec.url, dest, spec.sha256, spec.git_blob_sha1, progress)
+                else:
+                    actual = sha256_file(download_google_drive(spec.google_drive_id, dest, sha256=spec.sha256,
+                                                               progress=progress))
             except ChecksumError:
                 raise
             except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:

@@ -6,6 +6,7 @@ computes statistics with explicit loops over samples and channels (:func:`ref_me
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -148,3 +149,90 @@ def ref_adaattn(content_feats: list[Tensor], style_feats: list[Tensor], states: 
                             max_sample_45, seed)
     merged = _pad_conv(a4 + F.interpolate(a5, scale_factor=2, mode="nearest"), tr, "merge_conv")
     return ref_attention_decoder(merged, a3, states["decoder"])
+
+
+# --------------------------------------------------------------------------------------------- the AdaIN decoder layout
+def ref_adain_decoder(x: Tensor, state: State) -> Tensor:
+    """The AdaIN decoder (``nn.Sequential`` keys 1 … 28; nearest ×2 after 1, 14 and 21), shared by SANet and StyTr²."""
+    for key, up in (("1", True), ("5", False), ("8", False), ("11", False), ("14", True), ("18", False),
+                    ("21", True), ("25", False)):
+        x = torch.relu(_pad_conv(x, state, key))
+        if up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+    return _pad_conv(x, state, "28")
+
+
+# --------------------------------------------------------------------------------------------- SANet (the port)
+def ref_sanet_module(content: Tensor, style: Tensor, state: State, prefix: str) -> Tensor:
+    """The port's ``SANet.forward``: explicit softmax over every style position, bmm, out_conv, residual."""
+    conv = lambda x, name: F.conv2d(x, state[f"{prefix}{name}.weight"], state[f"{prefix}{name}.bias"])  # noqa: E731
+    Fq, G, H = conv(_ref_mvn(content), "f"), conv(_ref_mvn(style), "g"), conv(style, "h")
+    b, c, h, w = Fq.shape
+    S = torch.softmax(torch.bmm(Fq.reshape(b, -1, w * h).permute(0, 2, 1), G.reshape(b, -1, G.shape[2] * G.shape[3])),
+                      dim=-1)
+    O = torch.bmm(H.reshape(b, -1, H.shape[2] * H.shape[3]), S.permute(0, 2, 1)).reshape(b, c, h, w)
+    return conv(O, "out_conv") + content
+
+
+def ref_sanet(c4: Tensor, s4: Tensor, c5: Tensor, s5: Tensor, transform: State, decoder: State) -> Tensor:
+    """The port's ``decoder(transform(c4, s4, c5, s5))`` on sides that are multiples of 16."""
+    merged = _pad_conv(ref_sanet_module(c4, s4, transform, "sanet4_1.")
+                       + F.interpolate(ref_sanet_module(c5, s5, transform, "sanet5_1."), scale_factor=2,
+                                       mode="nearest"), transform, "merge_conv")
+    return ref_adain_decoder(merged, decoder)
+
+
+# --------------------------------------------------------------------------------------------- StyTr² (official)
+def _mha(state: State, prefix: str, dtype: torch.dtype) -> torch.nn.MultiheadAttention:
+    """torch's own ``nn.MultiheadAttention`` (what the official code calls) with the given parameters."""
+    module = torch.nn.MultiheadAttention(512, 8, dropout=0.1).to(dtype).eval()
+    module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return module
+
+
+def _layer_norm(x: Tensor, state: State, key: str) -> Tensor:
+    return F.layer_norm(x, (x.shape[-1],), state[f"{key}.weight"], state[f"{key}.bias"])
+
+
+def _ffn(x: Tensor, state: State, key: str) -> Tensor:
+    hidden = torch.relu(F.linear(x, state[f"{key}.linear1.weight"], state[f"{key}.linear1.bias"]))
+    return F.linear(hidden, state[f"{key}.linear2.weight"], state[f"{key}.linear2.bias"])
+
+
+def ref_stytr2(content: Tensor, style: Tensor, states: Mapping[str, State], cape_at_style: bool = True) -> Tensor:
+    """The official ``StyTrans.forward`` at test time (sequence-first tokens, torch's MultiheadAttention, CAPE
+    resized to the style's grid and the square-grid output reshape: valid where both images have equal square sides
+    divisible by 8). ``cape_at_style=False`` resizes CAPE to the content's grid and keeps its (h, w) — the harness'
+    rule for other sizes, where the image sides are multiples of 8."""
+    emb, tr, dec = states["embedding"], states["transformer"], states["decoder"]
+    dtype = content.dtype
+    s_emb = F.conv2d(style, emb["proj.weight"], emb["proj.bias"], stride=8)
+    c_emb = F.conv2d(content, emb["proj.weight"], emb["proj.bias"], stride=8)
+    pos = F.conv2d(F.adaptive_avg_pool2d(c_emb, 18), tr["new_ps.weight"], tr["new_ps.bias"])
+    pos = F.interpolate(pos, mode="bilinear", size=(s_emb if cape_at_style else c_emb).shape[-2:])
+    seq = lambda x: x.flatten(2).permute(2, 0, 1)  # noqa: E731  (N·C·H·W → HW·N·C)
+    s, c, pos = seq(s_emb), seq(c_emb), seq(pos)
+    for i in range(3):
+        key = f"encoder_s.layers.{i}"
+        s = _layer_norm(s + _mha(tr, f"{key}.self_attn.", dtype)(s, s, value=s)[0], tr, f"{key}.norm1")
+        s = _layer_norm(s + _ffn(s, tr, key), tr, f"{key}.norm2")
+    for i in range(3):
+        key = f"encoder_c.layers.{i}"
+        q = c + pos
+        c = _layer_norm(c + _mha(tr, f"{key}.self_attn.", dtype)(q, q, value=c)[0], tr, f"{key}.norm1")
+        c = _layer_norm(c + _ffn(c, tr, key), tr, f"{key}.norm2")
+    t = c
+    for i in range(3):
+        key = f"decoder.layers.{i}"
+        t = _layer_norm(t + _mha(tr, f"{key}.self_attn.", dtype)(t + pos, s, s)[0], tr, f"{key}.norm1")
+        t = _layer_norm(t + _mha(tr, f"{key}.multihead_attn.", dtype)(query=t + pos, key=s, value=s)[0], tr,
+                        f"{key}.norm2")
+        t = _layer_norm(t + _ffn(t, tr, key), tr, f"{key}.norm3")
+    hs = _layer_norm(t, tr, "decoder.norm")
+    n, b, ch = hs.shape
+    if cape_at_style:
+        side = int(math.sqrt(n))
+        grid = hs.permute(1, 2, 0).reshape(b, ch, -1, side)
+    else:
+        grid = hs.permute(1, 2, 0).reshape(b, ch, *c_emb.shape[-2:])
+    return ref_adain_decoder(grid, dec)
