@@ -164,6 +164,28 @@ def _add_set_metrics(agg: pd.DataFrame, specs: dict[str, MetricSpec], rows: pd.D
         specs[name] = MetricSpec(name, label, higher, fmt)
 
 
+def _caption(metric_names: Sequence[str], sizes: Sequence[str], manifests: Sequence[dict[str, Any]], timed: bool,
+             devices: Sequence[str], weights: str) -> str:
+    """What the table's numbers are: only the metrics it has, the image size as run, the timing protocol."""
+    described = []
+    if {"content_loss", "style_loss"} & set(metric_names):
+        described.append("content and style loss (StyTr² definitions)")
+    if "lpips" in metric_names:
+        described.append("LPIPS (vs content)")
+    described += [METRIC_LABELS[n][0] for n in metric_names if n not in ("content_loss", "style_loss", "lpips")]
+    known = [s for s in sizes if s != "None"]
+    aspect = any(m.get("config", {}).get("keep_aspect") for m in manifests)
+    where = (f"at {'/'.join(known)} px{' (shorter side)' if aspect else ''}" if known else "")
+    where += (" and " if known and len(known) < len(sizes) else "") + ("at the images' own sizes"
+                                                                       if len(known) < len(sizes) else "")
+    caption = f"{described[0][0].upper()}{', '.join(described)[1:]}: mean ± std over pairs {where}." if described \
+        else ""
+    if timed:
+        caption += (f" Time: median full forward (encoding content and style, transfer, decoding; file I/O excluded), "
+                    f"batch 1, on {'; '.join(devices)}.")
+    return f"{caption} Weights: {weights}.".strip()
+
+
 def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, votes: str | None = None) -> dict[str, Path]:
     """Aggregate one or more run directories into ``table.csv/.md/.tex`` (in ``out_dir``, default the first run).
 
@@ -206,9 +228,7 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
                            for m in manifests for cfg in m.get("metrics", {}).values() if isinstance(cfg, dict)} - {""})
     if metric_flags:
         weights += f"; metric networks: {', '.join(metric_flags)}"
-    caption = (f"Content and style loss (StyTr² definitions) and LPIPS (vs content): mean ± std over pairs at "
-               f"{'/'.join(sizes)} px. Time: median full forward (encoding content and style, transfer, decoding; file I/O "
-               f"excluded), batch 1, on {'; '.join(devices)}. Weights: {weights}.")
+    caption = _caption(metric_names, sizes, manifests, bool(timings), devices, weights)
     not_run = list(dict.fromkeys(n for m in manifests for n in (m.get("summary", {}).get("skipped_methods") or {})
                                  if n not in set(agg["method"])))
     if not_run:

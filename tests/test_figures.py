@@ -306,3 +306,30 @@ def test_attention_figure_draws_the_maps(tmp_path):
     assert len([ax for ax in attention_figure(a2a, content, style).axes if ax.get_title()]) == 2
     with pytest.raises(InputError, match="computed at"):
         attention_figure(maps, content[..., :32], style)
+
+
+def test_comparison_grid_of_real_microast_outputs(tmp_path):
+    """MicroAST's official files give a real, trained grid: a run of it (no † anywhere), its cells the run's pixels,
+    and the stylisation visibly carries the style (the output's colours move from the content's to the style's)."""
+    from harness.cli import main
+    from harness.demo import CONTENT_DIR, STYLE_DIR
+
+    from .conftest import shared_asset
+
+    weights = shared_asset("weights")
+    out = tmp_path / "micro"
+    assert main(["run", "--methods", "MicroAST", "--weights-dir", str(weights), "--size", "64", "--pairs", "2",
+                 "--metrics", "ssim", "--out", str(out), "--no-progress"]) == 0
+    fig = comparison_grid_from_run(out)
+    assert titles(fig)[:3] == ["Content", "Style", "MicroAST"]  # trained: no † mark, no footnote
+    assert not any("untrained" in t.get_text() for t in fig.texts)
+    metrics = pd.read_csv(out / "metrics.csv")
+    for r, (content, style) in enumerate(dict.fromkeys(zip(metrics["content"], metrics["style"]))):
+        row = fig.axes[3 * r:3 * (r + 1)]
+        stem = f"{Path(content).stem}__{Path(style).stem}.png"
+        output = row[2].images[0].get_array().astype(float)
+        np.testing.assert_array_equal(output, pixels(out / "MicroAST" / stem))
+        c = np.asarray(tensor_to_image(load_image_tensor(CONTENT_DIR / content, size=64))).astype(float)
+        s = np.asarray(tensor_to_image(load_image_tensor(STYLE_DIR / style, size=64))).astype(float)
+        mean = lambda x: x.reshape(-1, 3).mean(axis=0)  # noqa: E731
+        assert np.abs(mean(output) - mean(s)).sum() < np.abs(mean(c) - mean(s)).sum()

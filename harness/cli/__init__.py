@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=_fill("Evaluation harness for arbitrary style transfer (StyA2K, its ablations, all-to-all "
-                          "attention, AdaIN and plugin methods): benchmark methods on image pairs, train them, "
+                          "attention, AdaAttN, SANet, StyTr², MicroAST, AdaIN and plugin methods): benchmark methods "
+                          "on image pairs, train them, "
                           "stylise images, tabulate runs and user studies."),
         epilog="examples:\n"
                f"  {PROG} run --methods styA2K,adain,all2all\n"

@@ -30,6 +30,10 @@ METHOD_LABELS: dict[str, str] = {
     "styA2K-noPA": "StyA2K w/o PA",
     "styA2K-noPA1": "StyA2K w/o PA step 1",
     "styA2K-1head": "StyA2K 1 head",
+    "AdaAttN": "AdaAttN",
+    "SANet": "SANet",
+    "StyTr2": "StyTr²",
+    "MicroAST": "MicroAST",
 }
 """Column titles of the method comparison (paper Fig. 9); names match case-insensitively, unknown names stay as is."""
 ABLATION_LABELS: dict[str, str] = {

@@ -73,9 +73,10 @@ def _display_labels(context: FigureContext, paper: bool) -> dict[str, str]:
 
 
 @_figure("comparison")
-def figure_comparison(context: FigureContext, max_rows: int = 6, methods: list[str] | None = None) -> list[Path]:
+def figure_comparison(context: FigureContext, max_rows: int = 6, methods: list[str] | None = None,
+                      pairs: list[str] | None = None) -> list[Path]:
     """Paper Fig. 9: rows = pairs; columns = content, style, each method."""
-    fig = comparison_grid_from_run(context.out, methods=methods, max_rows=max_rows)
+    fig = comparison_grid_from_run(context.out, methods=methods, pairs=pairs, max_rows=max_rows)
     return save_figure(fig, context.figure_dir / "comparison")
 
 
