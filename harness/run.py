@@ -62,7 +62,7 @@ RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "weights_dir": (str,), "init": (str, dict), "download": (bool,), "metrics": _LIST, "options": (dict,),
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
     "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
-    "progress": (bool,),
+    "progress": (bool,), "report": (bool,),
 }
 """The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
 :meth:`RunConfig.from_settings`."""
@@ -130,6 +130,8 @@ class RunConfig:
     skip_unreadable: bool = False
     """Leave out input images that cannot be decoded (and the pairs they are in) instead of refusing the run."""
     progress: bool = True
+    report: bool = True
+    """Write ``report.html`` (:mod:`harness.report`) after the tables."""
 
     def loading(self, label: str | None = None) -> Loading:
         """How the networks of this run get their weights; with ``label``, that method's (its entry's weights are
@@ -282,10 +284,10 @@ def _timing_rows(config: RunConfig, methods: dict[str, Method], clock: StageCloc
     if config.force and path.exists():
         path.unlink()
     writer = RowWriter(path, columns)
+    todo = {name: method for name, method in methods.items() if (name, str(size)) not in done}
     try:
-        for name, method in methods.items():
-            if (name, str(size)) in done:
-                continue
+        for name, method in tqdm(todo.items(), total=len(todo), desc="timing", unit="method",
+                                 disable=not config.progress or not todo):
             start = time.perf_counter()
             result = time_method(method, size, batch_size=1, warmup=config.timing_warmup,
                                  repeats=config.timing_repeats, seed=config.seed, flops=True)
@@ -318,7 +320,7 @@ def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricC
     todo = [(name, pair) for name in methods for pair in pairs if (name, pair.content.name, pair.style.name) not in done]
     computed = 0
     try:
-        with tqdm(total=len(todo), desc="stylising", unit="output", disable=not config.progress) as bar:
+        with tqdm(total=len(todo), desc="stylise + metrics", unit="output", disable=not config.progress) as bar:
             for name, method in methods.items():
                 pending = [pair for n, pair in todo if n == name]
                 for batch in _batches(pending, images, config.batch_size):
@@ -468,6 +470,10 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
         write_json_atomic(config.out / f"manifest{_suffix(config)}.json", manifest)
         if config.shard is None:
             summary["tables"] = {k: str(v) for k, v in write_run_tables([config.out], votes=config.votes).items()}
+            if config.report:
+                from .report import write_report  # matplotlib only when a report is written
+
+                summary["report"] = str(write_report(config.out))
     summary["skipped_methods_flags"] = skipped_flags
     return summary
 

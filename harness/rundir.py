@@ -125,7 +125,34 @@ def merge_shards(run_dir: Path) -> dict[str, int]:
         counts[stem] = len(merged)
     if not counts:
         raise RunError(f"{run_dir}: no shard files (metrics.shard-I-of-N.csv) to merge")
+    manifests = sorted(run_dir.glob("manifest.shard-*.json"))
+    if manifests:
+        write_json_atomic(run_dir / "manifest.json", merged_manifest([json.loads(p.read_text()) for p in manifests],
+                                                                     [p.name for p in manifests]))
     return counts
+
+
+def merged_manifest(shards: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """One run's manifest from its shards' (the first shard's config and environment without its shard, every
+    shard's methods and metric definitions, the summaries added up), so tables and captions of a merged run say
+    what a single run's would."""
+    merged = json.loads(json.dumps(shards[0]))
+    merged.setdefault("config", {})["shard"] = None
+    for shard in shards[1:]:
+        for key in ("methods", "metrics"):
+            for name, record in (shard.get(key) or {}).items():
+                merged.setdefault(key, {}).setdefault(name, record)
+    summaries = [s.get("summary", {}) for s in shards]
+    summary = merged.setdefault("summary", {})
+    for key in ("pairs", "computed", "skipped"):
+        summary[key] = sum(int(s.get(key, 0)) for s in summaries)
+    summary["seconds"] = {k: round(sum(s.get("seconds", {}).get(k, 0.0) for s in summaries), 3)
+                          for k in dict.fromkeys(k for s in summaries for k in s.get("seconds", {}))}
+    for key in ("unavailable", "skipped_methods"):
+        summary[key] = {k: v for s in summaries for k, v in (s.get(key) or {}).items()}
+    summary["unreadable"] = [u for s in summaries for u in (s.get("unreadable") or [])]
+    merged["merged_from"] = list(names)
+    return merged
 
 
 SET_METRICS_NAME = "set_metrics.csv"
@@ -217,18 +244,34 @@ def write_run_tables(run_dirs: Sequence[Path], out_dir: Path | None = None, vote
             agg[f"{column}_ci95"] = math.nan
             specs[column] = MetricSpec(column, label, higher, fmt)
     extra = None
+    dropped_votes = ""
+    if votes is None:  # the votes the run recorded (run --votes), so that `table RUN` keeps its preference columns
+        recorded = [m.get("config", {}).get("votes") for m in manifests if m.get("config", {}).get("votes")]
+        if recorded and Path(recorded[0]).is_file():
+            votes = recorded[0]
+        elif recorded:
+            warnings.warn(f"the run's votes file {recorded[0]} is gone: the table has no preference columns "
+                          "(pass votes= to add them)")
     if votes:
-        vote_frame, _problems = read_votes(votes, methods=list(agg["method"]))
+        vote_frame, problems = read_votes(votes, methods=list(agg["method"]))
         extra = tally(vote_frame, methods=list(agg["method"]))
-    devices = sorted({m.get("device", "?") for m in manifests})
+        if problems:
+            other = sum(p.reason.startswith("unknown method") for p in problems)
+            parts = ([f"{other} for methods not in this table"] if other else []) + (
+                [f"{len(problems) - other} invalid"] if len(problems) > other else [])
+            dropped_votes = (f" Preference: {len(vote_frame)} of {len(vote_frame) + len(problems)} vote rows used "
+                             f"({', '.join(parts)} left out; shares are over the methods shown — `tally` on the file "
+                             f"lists each row).")
+    devices = sorted({m["device"] for m in manifests if m.get("device")}) or ["an unrecorded device"]
     flags = sorted({f"{n}: {d['flag']}" for m in manifests for n, d in m.get("methods", {}).items() if d.get("flag")})
-    weights = "untrained rows flagged" if flags else "pretrained weights"
+    untrained_rows = bool(df["untrained"].any()) if "untrained" in df else False
+    weights = "untrained rows flagged" if flags or untrained_rows else "pretrained weights"
     metric_flags = sorted({cfg.get("flag") or cfg.get("encoder", {}).get("flag", "")
                            or (cfg.get("weights") or {}).get("flag", "")
                            for m in manifests for cfg in m.get("metrics", {}).values() if isinstance(cfg, dict)} - {""})
     if metric_flags:
         weights += f"; metric networks: {', '.join(metric_flags)}"
-    caption = _caption(metric_names, sizes, manifests, bool(timings), devices, weights)
+    caption = _caption(metric_names, sizes, manifests, bool(timings), devices, weights) + dropped_votes
     not_run = list(dict.fromkeys(n for m in manifests for n in (m.get("summary", {}).get("skipped_methods") or {})
                                  if n not in set(agg["method"])))
     if not_run:

@@ -12,7 +12,9 @@ pivoted to wide. Metric metadata comes as ``{column: MetricSpec}``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from metrics.preference import QUESTIONS
 
 from .atomic import write_text_atomic
 from .errors import TableError
+from .latex import latex_escape, latex_table
 
 __all__ = [
     "STATS",
@@ -44,6 +47,8 @@ __all__ = [
 STATS: tuple[str, ...] = ("mean", "std", "n", "ci95")
 """Per-metric columns of the aggregate (and of ``table.csv``): ``<metric>_mean``, ``_std``, ``_n``, ``_ci95``."""
 
+WIDE_COLUMNS = 4
+"""A LaTeX table with more metric columns than this is a full-width ``table*``, scaled to ``\\textwidth``."""
 NA_MD = "—"
 NA_TEX = "--"
 DAGGER_MD = "†"
@@ -102,12 +107,25 @@ class MetricSpec:
     def format(self, value: float) -> str:
         return self.fmt.format(value)
 
+    def for_column(self, values: Sequence[float]) -> MetricSpec:
+        """This spec with ONE fixed format for a whole column: a general (``g``) format would print ``1.541e-38``
+        beside ``0.000715``; instead three significant digits of the column's largest magnitude, as fixed decimals
+        (10⁻³ ≤ max < 10⁵) or else scientific notation for every cell."""
+        if "g}" not in self.fmt:
+            return self
+        finite = [abs(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v != 0]
+        if not finite:
+            return dataclasses.replace(self, fmt="{:.3f}")
+        exponent = math.floor(math.log10(max(finite)))
+        fmt = f"{{:.{max(0, 2 - exponent)}f}}" if -3 <= exponent < 5 else "{:.2e}"
+        return dataclasses.replace(self, fmt=fmt)
+
     def header(self) -> str:
         """Label with unit, no arrow: ``"Content loss (px)"``."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
 
-def _normalise_specs(specs: Mapping[str, MetricSpec] | Sequence[MetricSpec]) -> dict[str, MetricSpec]:
+def normalise_specs(specs: Mapping[str, MetricSpec] | Sequence[MetricSpec]) -> dict[str, MetricSpec]:
     """``{column: spec}``; a sequence of specs is keyed by their names."""
     if isinstance(specs, Mapping):
         out = dict(specs)
@@ -169,10 +187,10 @@ def _to_wide(df: pd.DataFrame, specs: dict[str, MetricSpec]) -> pd.DataFrame:
 def aggregate(df: pd.DataFrame, specs: Mapping[str, MetricSpec] | Sequence[MetricSpec]) -> pd.DataFrame:
     """Per method (in order of first appearance): ``method``, ``untrained`` (True if any of its rows is) and, for
     each metric of ``specs`` in order, ``<metric>_mean``, ``_std``, ``_n``, ``_ci95`` from
-    :func:`metrics.base.summarize` over the non-NaN values (sample std; ci95 = 1.96·std/√n). A metric without any
+    :func:`metrics.base.summarize` over the non-NaN values (sample std; ci95 = t_{0.975,n−1}·std/√n). A metric without any
     value for a method gives NaN with ``n = 0``. Metric columns not in ``specs`` are ignored; a metric of ``specs``
     missing from ``df`` is a :class:`TableError`."""
-    specs = _normalise_specs(specs)
+    specs = normalise_specs(specs)
     wide = _to_wide(df, specs)
     missing = [k for k in specs if k not in wide.columns]
     if missing:
@@ -303,30 +321,11 @@ def rank_marks(means: Sequence[float], higher_is_better: bool, eligible: Sequenc
     return ["best" if k is not None and k == best else "second" if k is not None and k == second else "" for k in keys]
 
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: object) -> str:
-    """Plain text → LaTeX text: escapes ``\\ & % $ # _ { } ~ ^``."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
-
-
 def _md_escape(text: object) -> str:
     return "".join("\\" + c if c in "\\|*`" else c for c in str(text)).replace("\n", " ")
 
 
-def _cell(spec: MetricSpec, mean: float, std: float, pm: str, na: str) -> str:
+def format_cell(spec: MetricSpec, mean: float, std: float, pm: str, na: str) -> str:
     if math.isnan(mean):
         return na
     text = spec.format(mean)
@@ -338,7 +337,7 @@ def _cell(spec: MetricSpec, mean: float, std: float, pm: str, na: str) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _check_agg(agg: pd.DataFrame, specs: dict[str, MetricSpec]) -> pd.DataFrame:
+def check_aggregate(agg: pd.DataFrame, specs: dict[str, MetricSpec]) -> pd.DataFrame:
     if not isinstance(agg, pd.DataFrame):
         raise TypeError(f"expected the aggregate DataFrame, got {type(agg).__name__}")
     if "method" not in agg.columns:
@@ -372,7 +371,7 @@ def _csv_text(agg: pd.DataFrame, specs: dict[str, MetricSpec]) -> str:
     return agg[columns].to_csv(index=False, lineterminator="\n")
 
 
-def _ranked(agg: pd.DataFrame, unranked: Collection[str]) -> np.ndarray:
+def ranked_rows(agg: pd.DataFrame, unranked: Collection[str]) -> np.ndarray:
     """Rows eligible for the best / second-best marks: trained methods, not listed in ``unranked``."""
     return ~agg["untrained"].to_numpy(dtype=bool) & ~agg["method"].isin(list(unranked)).to_numpy()
 
@@ -380,13 +379,14 @@ def _ranked(agg: pd.DataFrame, unranked: Collection[str]) -> np.ndarray:
 def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str,
                    unranked: Collection[str] = ()) -> str:
     untrained = agg["untrained"].to_numpy(dtype=bool)
-    eligible = _ranked(agg, unranked)
+    eligible = ranked_rows(agg, unranked)
     header = ["Method"] + [f"{_md_escape(s.header())} {'↑' if s.higher_is_better else '↓'}" for s in specs.values()]
     columns: list[list[str]] = []
     for key, spec in specs.items():
         means, stds = agg[f"{key}_mean"].to_numpy(), agg[f"{key}_std"].to_numpy()
         marks = rank_marks(means, spec.higher_is_better, eligible)
-        cells = [_cell(spec, m, s, "±", NA_MD) for m, s in zip(means, stds)]
+        spec = spec.for_column(list(means))
+        cells = [format_cell(spec, m, s, "±", NA_MD) for m, s in zip(means, stds)]
         columns.append([f"**{c}**" if mark == "best" else c for c, mark in zip(cells, marks)])
     lines = []
     if caption.strip():
@@ -402,19 +402,16 @@ def _markdown_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str
 
 def _latex_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str, label: str | None,
                 unranked: Collection[str] = ()) -> str:
-    try:
-        import jinja2  # noqa: F401  (Styler needs it)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("writing table.tex needs jinja2 (pandas Styler.to_latex); install jinja2") from exc
     untrained = agg["untrained"].to_numpy(dtype=bool)
     cells = {"Method": [latex_escape(m) + (DAGGER_TEX if u else "") for m, u in zip(agg["method"], untrained)]}
     props = {"Method": [""] * len(agg)}
     for key, spec in specs.items():
         means, stds = agg[f"{key}_mean"].to_numpy(), agg[f"{key}_std"].to_numpy()
-        cells[key] = [_cell(spec, m, s, r"$\pm$", NA_TEX) for m, s in zip(means, stds)]
-        marks = rank_marks(means, spec.higher_is_better, _ranked(agg, unranked))
+        column = spec.for_column(list(means))
+        cells[key] = [format_cell(column, m, s, r"$\pm$", NA_TEX) for m, s in zip(means, stds)]
+        marks = rank_marks(means, spec.higher_is_better, ranked_rows(agg, unranked))
         props[key] = [{"best": "textbf: --rwrap;", "second": "underline: --rwrap;"}.get(m, "") for m in marks]
-    # internal column keys stay unique; the visible headers are set with relabel_index
+    # internal column keys stay unique; the visible headers are set by latex_table
     data = pd.DataFrame(cells, columns=["Method", *specs])
     styles = pd.DataFrame(props, columns=data.columns, index=data.index)
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
@@ -422,19 +419,7 @@ def _latex_text(agg: pd.DataFrame, specs: dict[str, MetricSpec], caption: str, l
     full_caption = latex_escape(" ".join(caption.split()))
     if untrained.any():
         full_caption = (full_caption + " " if full_caption else "") + f"{DAGGER_TEX} {latex_escape(UNTRAINED_NOTE)}."
-    styler = (
-        data.style.hide(axis="index")
-        .apply(lambda _: styles, axis=None)
-        .relabel_index(headers, axis="columns")
-    )
-    body = styler.to_latex(
-        hrules=True,
-        column_format="l" + "c" * len(specs),
-        position_float="centering",
-        caption=full_caption or None,
-        label=label,
-    )
-    return "% generated by harness.tables; needs \\usepackage{booktabs}\n" + body
+    return latex_table(data, styles, headers, full_caption, label, len(specs) > WIDE_COLUMNS, "l" + "c" * len(specs))
 
 
 def write_tables(
@@ -458,7 +443,9 @@ def write_tables(
     - ``table.tex``: ``Styler.to_latex`` with booktabs rules, "mean $\\pm$ std" cells, best per column in
       ``\\textbf``, second best ``\\underline`` (by mean, honouring ``higher_is_better``, NaN ignored, ties all
       marked), untrained methods marked ``$^\\dagger$``, never ranked and explained in the caption; method names
-      and caption are escaped as plain text; ``label`` becomes ``\\label{...}`` (not escaped).
+      and caption are escaped as plain text; ``label`` becomes ``\\label{...}`` (not escaped; default
+      ``tab:<folder>-<stem>``); more than :data:`WIDE_COLUMNS` metric columns make a ``table*`` scaled to
+      ``\\textwidth`` (``\\usepackage{graphicx}``); each column has one number format (:meth:`MetricSpec.for_column`).
 
     ``extra_rows``: preference shares from :func:`metrics.preference.tally`, appended as columns
     ``pref. <question> (%)`` (higher is better; matched to methods ignoring case; methods only in the study get
@@ -466,14 +453,16 @@ def write_tables(
     shown, never marked best or second. ``stem``: the file names (``<stem>.csv/.md/.tex``). Every file is written
     to a temporary file and moved into place.
     """
-    specs = _normalise_specs(specs)
-    agg = _check_agg(agg, specs)
+    specs = normalise_specs(specs)
+    agg = check_aggregate(agg, specs)
     if extra_rows is not None:
         agg, specs = _merge_preferences(agg, specs, extra_rows)
     if not specs:
         raise TableError("no metric columns to tabulate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if label is None:  # every table can be referenced: tab:<folder>-<stem>, letters, digits and - only
+        label = "tab:" + re.sub(r"[^A-Za-z0-9-]+", "-", f"{out.resolve().name}-{stem}").strip("-")
     texts = {
         "csv": _csv_text(agg, specs),
         "md": _markdown_text(agg, specs, caption, unranked),
@@ -485,3 +474,4 @@ def write_tables(
         write_text_atomic(path, text)
         paths[kind] = path
     return paths
+

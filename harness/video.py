@@ -461,7 +461,8 @@ def run_video(config: VideoConfig, command: str = "") -> dict[str, Any]:
     per_frame = pd.DataFrame(rows, columns=["clip", "method", "frame", "error", "long_range_error",
                                             "reliable_fraction", "untrained"])
     per_frame_path = write_text_atomic(config.out / "per_frame.csv", per_frame.to_csv(index=False, lineterminator="\n"))
-    plot = plot_per_frame_error(per_frame, config.out / "per_frame_error", floor=INPUT, floor_label=FLOOR_LABEL)
+    plot = plot_per_frame_error(per_frame, config.out / "per_frame_error", floor=INPUT, floor_label=FLOOR_LABEL,
+                                untrained=[n for n, m in methods.items() if m.untrained])
     clip_names = [c.name for c in inputs.clips]
     lag = config.lag if per_frame["long_range_error"].notna().any() else None
     agg = temporal_aggregate(per_frame, clip_names, lag)

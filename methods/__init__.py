@@ -10,13 +10,14 @@ from .checkpoint import CHECKPOINT_NAME, checkpoint_payload, find_checkpoint, lo
 from .errors import InputError, MissingWeightsError, NoWeightsError, OptionError, UnknownMethodError, WeightsError
 from .method import Method, PreparedStyle
 from .net import StyleTransferNet
-from .weights import Loading
+from .recipes import TrainingRecipe
+from .weights import Archive, Loading, WeightFile
 from . import adaattn, adain, all2all, microast, sanet, stya2k, stytr2  # noqa: E402,F401  (built-in registrations)
 
 __all__ = [
-    "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "MissingWeightsError", "NoWeightsError",
+    "Archive", "CHECKPOINT_NAME", "InputError", "Loading", "Method", "MethodInfo", "MissingWeightsError", "NoWeightsError",
     "OptionError", "PreparedStyle", "Provenance",
     "StyleTransferNet", "UnknownMethodError", "WeightsError", "checkpoint_payload", "create_method",
     "find_checkpoint", "get_method_info", "list_methods", "load_checkpoint", "load_method", "register_method",
-    "reload_plugins", "unregister_method",
+    "reload_plugins", "TrainingRecipe", "unregister_method", "WeightFile",
 ]

@@ -325,6 +325,19 @@ def resolve_for_init(spec: WeightFile, loading: Loading) -> ResolvedFile | None:
         raise
 
 
+def _local_file(spec: WeightFile, source: str, path: Path) -> ResolvedFile:
+    """A file found on disk, checked against its published checksums (a mismatch warns, ``verified=False``)."""
+    actual = sha256_file(path)
+    verified: bool | None = None
+    if spec.sha256 or spec.git_blob_sha1:
+        problems = checksum_mismatches(path, actual, spec.sha256, spec.git_blob_sha1)
+        verified = not problems
+        if problems:
+            warnings.warn(f"weight file {path} does not match the official {spec.filename} "
+                          f"({'; '.join(problems)}); using it anyway", stacklevel=3)
+    return ResolvedFile(spec, path, source, actual, verified)
+
+
 def resolve_files(
     files: Sequence[WeightFile],
     *,
@@ -357,19 +370,7 @@ def resolve_files(
     for spec in files:
         found = find_file(spec, dirs, subdir, method_dir)
         if found is not None:
-            source, path = found
-            actual = sha256_file(path)
-            verified: bool | None = None
-            if spec.sha256 or spec.git_blob_sha1:
-                problems = checksum_mismatches(path, actual, spec.sha256, spec.git_blob_sha1)
-                verified = not problems
-                if problems:
-                    warnings.warn(
-                        f"weight file {path} does not match the official {spec.filename} "
-                        f"({'; '.join(problems)}); using it anyway",
-                        stacklevel=2,
-                    )
-            resolved[spec.filename] = ResolvedFile(spec, path, source, actual, verified)
+            resolved[spec.filename] = _local_file(spec, *found)
             continue
 
         if spec.archive is not None:

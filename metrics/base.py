@@ -33,8 +33,8 @@ class MetricUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean, sample standard deviation, count and the 95 % confidence half-width of the mean (normal approximation,
-    1.96·std/√n; 0 for n < 2)."""
+    """Mean, sample standard deviation, count and the 95 % confidence half-width of the mean (Student's t,
+    ``t_{0.975, n−1}·std/√n`` — 4.30·std/√3 at n = 3, → 1.96·std/√n for large n; 0 for n < 2)."""
 
     mean: float
     std: float
@@ -50,8 +50,16 @@ def summarize(values: Tensor | list[float]) -> Summary:
         return Summary(math.nan, math.nan, 0, math.nan)
     if torch.isnan(v).any():
         raise ValueError("cannot summarise NaN metric values")
-    std = v.std().item() if v.numel() > 1 else 0.0
-    return Summary(v.mean().item(), std, v.numel(), 1.96 * std / math.sqrt(v.numel()) if v.numel() > 1 else 0.0)
+    n = v.numel()
+    std = v.std().item() if n > 1 else 0.0
+    return Summary(v.mean().item(), std, n, t_quantile_975(n - 1) * std / math.sqrt(n) if n > 1 else 0.0)
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (the two-sided 95 % interval's factor)."""
+    from scipy.stats import t  # scipy is imported only where an interval is computed
+
+    return float(t.ppf(0.975, df))
 
 
 def check_triplet(output: Tensor, content: Tensor | None = None, style: Tensor | None = None) -> None:

@@ -37,6 +37,12 @@ def test_run_table_and_merge(pairs_dir, tmp_path, capsys):
         assert main(run_args(pairs_dir, sharded, "--metrics", "style_loss", "--shard", shard)) == 0
     assert main(["merge", str(sharded)]) == 0
     assert "metrics.csv 4 rows" in capsys.readouterr().out
+    caption = (sharded / "table.md").read_text().split("\n")[0]  # as a single run's: size, device, flags
+    assert "at 64 px" in caption and "untrained rows flagged" in caption, caption
+    import json
+    manifest = json.loads((sharded / "manifest.json").read_text())
+    assert manifest["merged_from"] == ["manifest.shard-0-of-2.json", "manifest.shard-1-of-2.json"]
+    assert manifest["summary"]["computed"] == 4 and manifest["config"]["shard"] is None
 
 
 def test_config_file_and_its_errors(pairs_dir, tmp_path, capsys):
@@ -144,3 +150,21 @@ def test_study_command_line_seed_zero_and_cpu_override_the_file(tmp_path):
     args = build_parser().parse_args(["study", str(path)])
     config = run_config_for(study, StudyOverrides(seed=args.seed, device=args.device))
     assert (config.seed, config.device) == (5, "cuda:7")
+
+
+def test_run_votes_say_what_was_left_out_and_table_keeps_them(pairs_dir, tmp_path, capsys):
+    votes = tmp_path / "votes.csv"
+    rows = ["participant,group,question,method"]
+    rows += [f"p{i},g1,overall,adain" for i in range(6)]
+    rows += [f"p{i},g1,overall,ghost" for i in range(6, 9)]  # a method that is not in this run
+    rows += ["p9,g1,colour,adain"]  # an unknown question
+    votes.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(run_args(pairs_dir, out, "--metrics", "style_loss", "--votes", str(votes))) == 0
+    caption = (out / "table.md").read_text().split("\n")[0]
+    assert ("Preference: 6 of 10 vote rows used (3 for methods not in this table, 1 invalid left out; shares are over "
+            "the methods shown") in caption
+    header = (out / "table.md").read_text().split("\n")[2]
+    capsys.readouterr()
+    assert main(["table", str(out), "--out", str(tmp_path / "t")]) == 0  # no --votes: the run's recorded file
+    assert (tmp_path / "t" / "table.md").read_text().split("\n")[2] == header

@@ -223,7 +223,7 @@ def test_tiny_sweep_writes_every_output(tiny_sweep):
     assert set(eq15["method"]) == {"styA2K"} and set(eq15["size"]) == {64, 96}
     manifest = json.loads((out / "complexity.json").read_text())
     assert manifest["cells"] == {"computed": 4, "kept": 0, "skipped": 0}
-    assert "styA2K" in (out / "complexity.md").read_text() and "\\toprule" in (out / "complexity.tex").read_text()
+    assert "StyA2K" in (out / "complexity.md").read_text() and "\\toprule" in (out / "complexity.tex").read_text()
 
 
 def test_resume_skips_done_cells(tiny_sweep, monkeypatch):

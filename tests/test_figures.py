@@ -169,7 +169,8 @@ def test_metric_bars_heights_and_ci_are_the_table(run_dir, tmp_path):
     agg = aggregate(frame, {"lpips": MetricSpec("lpips", "LPIPS", False)})
     heights, _, halves = bar_data(metric_bars(agg, metrics=["lpips"]).axes[0])
     np.testing.assert_allclose(heights, [0.3, 0.4])
-    np.testing.assert_allclose(halves, [1.96 * np.std([0.1, 0.2, 0.6], ddof=1) / np.sqrt(3), 0.0])
+    t_975_df2 = 0.95 / np.sqrt(2 * 0.975 * 0.025)  # Student's t at n = 3, in closed form (4.303, not 1.96)
+    np.testing.assert_allclose(halves, [t_975_df2 * np.std([0.1, 0.2, 0.6], ddof=1) / np.sqrt(3), 0.0])
     with pytest.raises(TableError, match="none of the metrics"):
         metric_bars(agg, metrics=["style_loss"])
     with pytest.raises(TableError, match="method"):

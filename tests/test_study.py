@@ -58,7 +58,7 @@ def test_table_studies_carry_the_papers_numbers():
     table1 = load_study_file(STUDIES / "table1.yaml")
     assert table1.reference.value("StyA2K", "content_loss") == 0.55
     assert table1.reference.value("AdaIN", "latency_ms") == 3.8
-    assert table1.run["size"] == 512 and table1.labels == ["styA2K", "adain", "all2all"]
+    assert table1.run["size"] == 512 and table1.labels == ["styA2K", "StyTr2", "AdaAttN", "SANet", "adain", "all2all"]
     ablation = load_study_file(STUDIES / "table2_ablation.yaml")
     assert ablation.labels == ["all2all", "styA2K-noDA", "styA2K-noPA", "styA2K-noPA1", "styA2K-1head", "styA2K"]
     assert ablation.reference.by_label({"styA2K-noPA1": "w/o step 1 of PA"}) == {
@@ -86,6 +86,10 @@ def test_table1_pairs_are_15_contents_by_20_styles():
     (MINIMAL.replace("[adain]", "[adian]"), "methods[0]: unknown method 'adian'"),
     (MINIMAL.replace("[adain]", "[{method: styA2K, options: {hedas: 2}}]"), "styA2K has no option(s) hedas"),
     (MINIMAL.replace("[adain]", "[adain, adain]"), "label(s) adain used twice"),
+    (MINIMAL.replace("[adain]", "[{method: styA2K, options: {heads: 7}}]"),
+     "methods[0] (styA2K): invalid options: 256 channels cannot be split into 7 heads"),
+    (MINIMAL.replace("pairs: 1", "pairs: 1, content: no/such/folder"), "run.content: no/such/folder does not exist"),
+    (MINIMAL.replace("pairs: 1", "pairs: 1, init: adian=random"), "run.init: adian is not a method of this run"),
     (MINIMAL.replace("[adain]", "[]"), "'methods' must be a non-empty list"),
     (MINIMAL.replace("kind: run", "kind: table"), "'kind' must be one of run, complexity, video"),
     (MINIMAL.replace("study: tiny", "study: a/b"), "'study' must be a name"),
@@ -138,6 +142,10 @@ def test_a_missing_checkpoint_stops_before_any_work(isolated, capsys):
     err = capsys.readouterr().err
     assert "missing checkpoint(s): 'adain' → ck/absent" in err and "--init random" in err
     assert not Path("out/metrics.csv").exists()
+    assert main(["study", str(write(isolated.parent, MINIMAL, "m2.yaml")),
+                 "--out", "deep/er/out", "--no-progress"]) == 2  # adain's official files are missing
+    assert "missing weight file(s) of adain:" in capsys.readouterr().err
+    assert not Path("deep").exists()  # a failed study leaves no empty results folders behind
 
 
 # ----------------------------------------------------------------------------------------------------------------------

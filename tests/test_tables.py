@@ -15,6 +15,9 @@ from metrics.preference import tally
 CONTENT = MetricSpec("content", "Content loss", higher_is_better=False)
 PREF = MetricSpec("pref", "Preference", higher_is_better=True, fmt="{:.1f}", unit="%")
 
+T_975_DF2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)
+"""Student's t 97.5 % quantile at 2 degrees of freedom, in closed form: (2p − 1) / √(2p(1 − p)) = 4.3027."""
+
 
 def pairs(method: str, values: list[float], untrained: bool = False) -> list[dict]:
     return [
@@ -85,7 +88,7 @@ def test_aggregate_mean_std_n_ci95_by_hand():
     assert a["m_mean"] == pytest.approx(2.0)
     assert a["m_std"] == pytest.approx(1.0)
     assert a["m_n"] == 3
-    assert a["m_ci95"] == pytest.approx(1.96 / math.sqrt(3))
+    assert a["m_ci95"] == pytest.approx(T_975_DF2 / math.sqrt(3))  # Student's t at n = 3
     b = agg.set_index("method").loc["B"]
     assert (b["m_mean"], b["m_std"], b["m_n"], b["m_ci95"]) == (10.0, 0.0, 1, 0.0)  # NaN pair skipped
     assert agg["gone_n"].tolist() == [0, 0]
@@ -204,7 +207,7 @@ def test_untrained_rows_marked_and_never_ranked(tmp_path):
 
 
 def test_no_dagger_note_without_untrained_rows(tmp_path, three_methods):
-    paths = write_tables(aggregate(three_methods, SPECS), SPECS, tmp_path, caption="c")
+    paths = write_tables(aggregate(three_methods, SPECS), SPECS, tmp_path, caption="c", label="tab:t")
     assert "dagger" not in paths["tex"].read_text()
     assert "†" not in paths["md"].read_text()
 
@@ -257,7 +260,7 @@ def test_csv_round_trip(tmp_path):
     a, b = back.iloc[0], back.iloc[1]
     assert a["method"] == "A" and not a["untrained"]
     assert a["m_mean"] == pytest.approx(2.0) and a["m_std"] == pytest.approx(1.0) and a["m_n"] == 3
-    assert a["m_ci95"] == pytest.approx(1.96 / math.sqrt(3), rel=1e-12)
+    assert a["m_ci95"] == pytest.approx(T_975_DF2 / math.sqrt(3), rel=1e-12)
     assert b["method"] == "B" and bool(b["untrained"])
     assert (b["m_mean"], b["m_std"], b["m_n"], b["m_ci95"]) == (4.0, 0.0, 1, 0.0)
     assert back["gone_n"].tolist() == [0, 0] and back["gone_mean"].isna().all()
@@ -354,6 +357,7 @@ def test_unranked_rows_are_shown_but_never_marked(tmp_path):
     paths = write_tables(agg, spec, tmp_path, caption="", unranked=["floor"], stem="temporal")
     assert sorted(p.name for p in paths.values()) == ["temporal.csv", "temporal.md", "temporal.tex"]
     md = paths["md"].read_text()
-    assert "| b | **0.2 ± 0** |" in md and "| floor | 0.01 ± 0 |" in md  # the lowest value is not the best method
+    # the lowest value is not the best method; one format for the column (3 digits of its largest value)
+    assert "| b | **0.200 ± 0.000** |" in md and "| floor | 0.010 ± 0.000 |" in md
     tex = paths["tex"].read_text()
     assert "\\textbf{0.2" in tex and "\\underline{0.3" in tex and "floor & 0.01" in tex

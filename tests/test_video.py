@@ -127,9 +127,11 @@ def test_floor_row_is_appended_and_never_ranked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["temporal.csv", "temporal.md", "temporal.tex"]
     md = paths["md"].read_text().splitlines()
     rows = [line for line in md if line.startswith("| ") and "Method" not in line]
-    assert rows == ["| m1 | 0.2 ± 0.02 | 0.2 |", "| m2 | **0.1 ± 0.01** | **0.1** |", f"| {FLOOR_LABEL} | 0.01 ± 0.001 | 0.01 |"]
+    # one format per column: three significant digits of its largest value (0.2 → three decimals)
+    assert rows == ["| m1 | 0.200 ± 0.020 | 0.200 |", "| m2 | **0.100 ± 0.010** | **0.100** |",
+                    f"| {FLOOR_LABEL} | 0.010 ± 0.001 | 0.010 |"]
     tex = paths["tex"].read_text()
-    assert "\ninput (floor) & 0.01 $\\pm$ 0.001 & 0.01 \\\\\n\\bottomrule" in tex  # last, never bold
+    assert "\ninput (floor) & 0.010 $\\pm$ 0.001 & 0.010 \\\\\n\\bottomrule" in tex  # last, never bold
     csv = pd.read_csv(paths["csv"])
     assert list(csv["method"]) == ["m1", "m2", FLOOR_LABEL] and csv["clip_a_mean"].tolist() == [0.2, 0.1, 0.01]
 

@@ -23,7 +23,7 @@ from ..errors import EXIT_USAGE, EXPECTED_ERRORS, format_error
 from ..version import __version__
 from .common import PROG, CLIError, _fill, _HelpFormatter, parse_options, parse_value
 from .listing import add_methods_parser
-from .run import add_merge_parser, add_run_parser, add_table_parser, add_tally_parser
+from .run import add_merge_parser, add_report_parser, add_run_parser, add_table_parser, add_tally_parser
 from .study import add_study_parser
 from .stylize import add_stylize_parser
 from .train import add_train_parser
@@ -36,6 +36,7 @@ COMMANDS: list[Callable[[Any], argparse.ArgumentParser]] = [
     add_stylize_parser,
     add_run_parser,
     add_table_parser,
+    add_report_parser,
     add_merge_parser,
     add_tally_parser,
     add_train_parser,

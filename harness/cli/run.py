@@ -66,6 +66,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--skip-unreadable", action="store_true", default=None,
                         help="leave out input images that cannot be decoded (listed, and recorded in the manifest) "
                              "instead of stopping before any work")
+    parser.add_argument("--no-report", action="store_true", default=None,
+                        help="do not write report.html (one self-contained page: table, figures, timing, manifest)")
     add_resume_arguments(parser, "recompute pairs already in metrics.csv")
     add_method_arguments(parser, per_method_init=True)
     parser.set_defaults(handler=cmd_run)
@@ -99,6 +101,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         "download": False if args.no_download else None, "metrics": args.metrics, "lpips_net": args.lpips_net,
         "timing_repeats": args.timing_repeats, "force": args.force, "shard": shard, "votes": args.votes,
         "skip_unreadable": args.skip_unreadable, "progress": False if args.no_progress else None,
+        "report": False if args.no_report else None,
     }
 
 
@@ -148,8 +151,34 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if "tables" in summary:
         print(Path(summary["tables"]["md"]).read_text())
+        if summary.get("report"):
+            print(f"report: {summary['report']}")
     else:
         print(f"shard done; combine the shards with `{PROG} merge {config.out}`")
+    return 0
+
+
+def add_report_parser(subparsers) -> argparse.ArgumentParser:
+    parser = add_parser(
+        subparsers, "report", help="one self-contained HTML page of a run directory (table, figures, manifest)",
+        description="Write RUN_DIR/report.html: the table (↑/↓, best bold, second underlined, † untrained), the "
+                    "comparison grid and metric bars (a study's own figures where it drew them), the timing, the "
+                    "paper's numbers (a study's paper.md) and the manifest (versions, commit, device, weights with "
+                    "their sha256, provenance flags). Images are embedded: the file is all one needs to send.",
+        examples=[f"{PROG} report results/table1", f"{PROG} report results/run-1 --out run-1.html"],
+    )
+    parser.add_argument("run", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, default=None, help="the HTML file (default RUN_DIR/report.html)")
+    parser.add_argument("--max-rows", type=positive_int, default=6, help="pairs shown in the comparison grid")
+    parser.set_defaults(handler=cmd_report)
+    return parser
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    existing_path(args.run, "RUN_DIR")
+    print(f"report: {write_report(args.run, args.out, max_rows=args.max_rows)}")
     return 0
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Union
 
@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from methods import InputError, Method
 
 from ..atomic import atomic_path
+from ..labels import ABLATION_LABELS, METHOD_LABELS, method_label  # noqa: F401  (re-exported)
 from ..images import load_image_tensor, tensor_to_image
 from ..errors import TableError
 
@@ -22,29 +23,6 @@ ImageInput = Union[torch.Tensor, str, "os.PathLike[str]"]
 Stylizer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(content (1, 3, H, W), style (1, 3, Hs, Ws)) in [0, 1] → output (1, 3, H, W), e.g. ``Method.stylize``."""
 
-METHOD_LABELS: dict[str, str] = {
-    "styA2K": "StyA2K",
-    "adain": "AdaIN",
-    "all2all": "All-to-all",
-    "styA2K-noDA": "StyA2K w/o DA",
-    "styA2K-noPA": "StyA2K w/o PA",
-    "styA2K-noPA1": "StyA2K w/o PA step 1",
-    "styA2K-1head": "StyA2K 1 head",
-    "AdaAttN": "AdaAttN",
-    "SANet": "SANet",
-    "StyTr2": "StyTr²",
-    "MicroAST": "MicroAST",
-}
-"""Column titles of the method comparison (paper Fig. 9); names match case-insensitively, unknown names stay as is."""
-ABLATION_LABELS: dict[str, str] = {
-    "all2all": "All-to-all",
-    "styA2K-noDA": "w/o DA",
-    "styA2K-noPA": "w/o PA",
-    "styA2K-noPA1": "w/o step 1 of PA",
-    "styA2K-1head": "w/o multi-head",
-    "styA2K": "Full model",
-}
-"""Column titles of the ablation grid (paper Fig. 10, Table 2 wording)."""
 FIGURE_KINDS: dict[str, dict[str, str]] = {"comparison": METHOD_LABELS, "ablation": ABLATION_LABELS}
 UNTRAINED_MARK = "†"
 UNTRAINED_NOTE = f"{UNTRAINED_MARK} untrained weights (random init): not the method's real output"
@@ -53,12 +31,6 @@ CELL_INCHES = 1.6
 
 
 # ---------------------------------------------------------------------------------------------------- basics
-def method_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """Readable label of a method name from ``labels`` (default :data:`METHOD_LABELS`), matched case-insensitively."""
-    folded = {k.casefold(): v for k, v in (METHOD_LABELS if labels is None else labels).items()}
-    return folded.get(name.casefold(), name)
-
-
 def save_figure(fig: Figure, stem: PathLike, dpi: int = DPI, clear: bool = True) -> list[Path]:
     """Write ``<stem>.png`` (``dpi``) and ``<stem>.pdf`` atomically (:func:`harness.atomic.atomic_path`; the
     folder is created) and, unless ``clear=False``, release the figure's memory; returns the two paths."""

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 from methods import InputError
 from methods.attention_maps import AttentionMaps
 
-from ._common import (ImageInput, _as_array, _load, _image_cell, _image_figure)
+from ._common import (UNTRAINED_MARK, ImageInput, _as_array, _load, _image_cell, _image_figure)
 
 
 # ---------------------------------------------------------------------------------------------------- Fig. 6
@@ -23,14 +23,32 @@ def _overlay(fig: Figure, ax, values: np.ndarray, extent: tuple[float, float, fl
     bar.ax.tick_params(labelsize=6)
 
 
+def _content_panel(ax, maps: AttentionMaps, content: np.ndarray) -> None:
+    """The content image with the point (red circle) and, for A2K, its content block (dashed)."""
+    y, x = maps.point
+    s = maps.downsampling
+    _image_cell(ax, content, f"Content\npoint (y={y}, x={x})")
+    ax.plot([x + 0.5], [y + 0.5], marker="o", markersize=7, markerfacecolor="none", markeredgecolor="red",
+            markeredgewidth=2, linestyle="none")
+    if maps.block_side is not None:
+        p = maps.block_side
+        fy, fx = maps.feature_point
+        ax.add_patch(Rectangle(((fx // p) * p * s, (fy // p) * p * s), p * s, p * s, fill=False, edgecolor="red",
+                               linestyle="--", linewidth=1.2))
+    ax.set_xlim(0, maps.content_size[1])
+    ax.set_ylim(maps.content_size[0], 0)
+
+
 def attention_figure(
     maps: AttentionMaps,
     content_image: ImageInput,
     style_image: ImageInput,
     cmap: str = "inferno",
     alpha: float = 0.65,
+    untrained: str | None = None,
 ) -> Figure:
-    """Paper Fig. 6 for one content point (``maps`` from :func:`methods.attention_maps.attention_maps`).
+    """Paper Fig. 6 for one content point (``maps`` from :func:`methods.attention_maps.attention_maps`);
+    ``untrained``: the method's provenance flag where its weights are untrained (shown with a † in the title).
 
     Panels: content with the point (and, for A2K, its content block dashed); style with the all-to-all attention of
     the point overlaid; style with DA's scores over the style blocks (block grid drawn); style with PA's chosen block
@@ -56,19 +74,7 @@ def attention_figure(
     fig, axes = _image_figure(1, len(panels), cell=2.4, extra_height=0.6)
     axes = axes[0]
     style_array = _as_array(style)
-    y, x = maps.point
-
-    ax = axes[0]
-    _image_cell(ax, _as_array(content), f"Content\npoint (y={y}, x={x})")
-    ax.plot([x + 0.5], [y + 0.5], marker="o", markersize=7, markerfacecolor="none", markeredgecolor="red",
-            markeredgewidth=2, linestyle="none")
-    if maps.block_side is not None:
-        p = maps.block_side
-        fy, fx = maps.feature_point
-        ax.add_patch(Rectangle(((fx // p) * p * s, (fy // p) * p * s), p * s, p * s, fill=False, edgecolor="red",
-                               linestyle="--", linewidth=1.2))
-    ax.set_xlim(0, maps.content_size[1])
-    ax.set_ylim(maps.content_size[0], 0)
+    _content_panel(axes[0], maps, _as_array(content))
 
     cell_extent = (0.0, ws * s, hs * s, 0.0)
     ax = axes[1]
@@ -100,7 +106,9 @@ def attention_figure(
         ax.set_xlim(0, w_img)
         ax.set_ylim(h_img, 0)
     fig.suptitle(f"{maps.layer}: attention of one content point"
-                 + (f" (block side {maps.block_side})" if maps.block_side else ""), fontsize=9)
+                 + (f" (block side {maps.block_side})" if maps.block_side else "")
+                 + (f" — {UNTRAINED_MARK} {untrained}: the mechanism, not a trained model" if untrained else ""),
+                 fontsize=9)
     return fig
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from matplotlib.ticker import NullLocator
 
 
 from ..errors import TableError
-from ..tables import METRIC_LABELS
+from ..tables import METRIC_LABELS, TIMING_COLUMNS
 from ._common import (PathLike, UNTRAINED_MARK, UNTRAINED_NOTE, method_label, save_figure, _read_frame, _truthy)
 
 
@@ -75,18 +76,19 @@ def metric_bars(
             ax.plot(ref_x, [folded_ref[methods[i].casefold()][metric] for i in ref_x], marker="D", color="black",
                     linestyle="none", markersize=5, label=reference_label, zorder=5)
             ax.legend(fontsize=7)
-        label, higher, _fmt = METRIC_LABELS.get(metric, (metric, False, ""))
+        label, higher, _fmt = METRIC_LABELS.get(metric) or TIMING_COLUMNS.get(metric) or (metric, False, "")
         ax.set_title(f"{label} {'↑' if higher else '↓'}", fontsize=9)
         ax.set_xticks(x, ticks, rotation=30, ha="right", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    notes = ["error bars: 95 % CI over pairs" + (f" ({', '.join(bootstrapped)}: percentile bootstrap)"
+    notes = ["error bars: 95 % CI of the mean over pairs (Student's t)" + (f" ({', '.join(bootstrapped)}: percentile bootstrap)"
                                                  if bootstrapped else "")]
     if any(untrained):
         notes.append(UNTRAINED_NOTE)
     if any_reference:
         notes.append(f"◆ {reference_label}")
-    fig.supxlabel("; ".join(notes), fontsize=7)
+    width_chars = int(fig.get_figwidth() * 72 / 3.9)  # ~characters per line at 7 pt
+    fig.supxlabel(textwrap.fill("; ".join(notes), width=max(30, width_chars)), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -145,11 +147,18 @@ def loss_curves(
             ax.set_yscale("log")
         ax.set_title(term, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel(("weighted total" if term == "loss" else f"{term} (unweighted)")
+                      + (", log scale" if ax.get_yscale() == "log" else ""), fontsize=8)
         ax.tick_params(which="both", labelsize=7)
         ax.grid(alpha=0.3)
     for ax in axes[len(terms):]:
         ax.set_visible(False)
-    if "lr" in frame.columns and pd.api.types.is_numeric_dtype(frame["lr"]):
+    lr = frame["lr"].to_numpy(dtype=float) if "lr" in frame.columns and pd.api.types.is_numeric_dtype(frame["lr"]) \
+        else None
+    if lr is not None and np.isfinite(lr).any() and np.nanmax(lr) == np.nanmin(lr):  # constant: say it, no axis
+        axes[0].text(0.98, 0.97, f"lr {np.nanmax(lr):.2g} (constant)", transform=axes[0].transAxes, ha="right",
+                     va="top", fontsize=7, color="C3")
+    elif lr is not None:
         twin = axes[0].twinx()
         twin.plot(steps, frame["lr"].to_numpy(dtype=float), color="C3", linestyle="--", linewidth=1.0, label="lr")
         twin.set_ylabel("learning rate", fontsize=8, color="C3")
@@ -162,11 +171,15 @@ def loss_curves(
 
 
 def plot_per_frame_error(per_frame_df: pd.DataFrame, path_stem: PathLike, floor: str = "input",
-                         floor_label: str = "input (floor)") -> list[Path]:
+                         floor_label: str = "input (floor)", untrained: Sequence[str] = (),
+                         labels: Mapping[str, str] | None = None) -> list[Path]:
     """Plot the per-frame warping error (``per_frame.csv`` columns ``clip, method, frame, error, long_range_error``):
     one row of panels per clip — consecutive frames on the left, the long-range lag on the right when present — one
-    line per method, the input floor (method ``floor``) dashed grey. Saved as ``<path_stem>.png`` (150 dpi) and
-    ``.pdf``, atomically."""
+    line per method (paper labels, † for ``untrained`` methods), the input floor (method ``floor``) dashed grey; a
+    log-scale error axis (the floor and the methods differ by orders of magnitude) and whole-frame ticks. Saved as
+    ``<path_stem>.png`` (150 dpi) and ``.pdf``, atomically."""
+    from matplotlib.ticker import MaxNLocator
+
     clips = list(dict.fromkeys(per_frame_df["clip"]))
     long_range = "long_range_error" in per_frame_df and per_frame_df["long_range_error"].notna().any()
     lag = int(per_frame_df.loc[per_frame_df["long_range_error"].notna(), "frame"].min()) - 1 if long_range else 0
@@ -180,13 +193,20 @@ def plot_per_frame_error(per_frame_df: pd.DataFrame, path_stem: PathLike, floor:
             for method in dict.fromkeys(data["method"]):
                 series = data[data["method"] == method].sort_values("frame")
                 style = {"color": "0.4", "linestyle": "--"} if method == floor else {}
-                label = floor_label if method == floor else str(method)
+                label = floor_label if method == floor else (
+                    method_label(str(method), labels) + (f" {UNTRAINED_MARK}" if method in set(untrained) else ""))
                 ax.plot(series["frame"], series[column], marker=".", label=label, **style)
+            values = pd.to_numeric(data[column], errors="coerce")
+            if (values.dropna() > 0).all() and values.notna().any():
+                ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"{clip}: {title}")
             ax.set_xlabel("frame t")
-            ax.set_ylabel("warping error")
-            ax.grid(alpha=0.3)
+            ax.set_ylabel("warping error" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+            ax.grid(alpha=0.3, which="both")
         axes[row][0].legend(fontsize="small")
+    if untrained:
+        fig.text(0.01, 0.0, f"{UNTRAINED_MARK} {UNTRAINED_NOTE}", fontsize=7, va="bottom")
     return save_figure(fig, path_stem, dpi=150)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from methods.attention_maps import attention_maps
 
 from ..errors import StudyError
+from ..labels import method_label
 from ..figures import attention_figure, comparison_grid_from_run, interpolation_strip, loss_curves, metric_bars, save_figure
 from ..tables import METRIC_LABELS
 from ..run import ImageCache, RunConfig, build_methods, resolve_pairs
@@ -101,7 +102,8 @@ def figure_bars(context: FigureContext, metrics: list[str] | None = None) -> lis
     if context.study.reference is not None:
         reference = context.study.reference.by_label(
             {e.label: e.paper_label or e.label for e in context.study.entries}) or None
-    fig = metric_bars(context.table, metrics=available, reference=reference)
+    labels = {e.label: e.paper_label or method_label(e.label) for e in context.study.entries}  # as in the grid
+    fig = metric_bars(context.table, metrics=available, reference=reference, labels=labels)
     return save_figure(fig, context.figure_dir / "metrics")
 
 
@@ -128,9 +130,9 @@ def figure_attention(context: FigureContext, method: str | None = None, content:
     content_image, style_image = _image(context, content, "content"), _image(context, style, "style")
     if point is None:
         point = [content_image.shape[-2] // 2, content_image.shape[-1] // 2]
-    maps = attention_maps(_method(context, entry.label), content_image, style_image, tuple(point), layer=layer,
-                          head=head)
-    fig = attention_figure(maps, content_image, style_image)
+    method_ = _method(context, entry.label)
+    maps = attention_maps(method_, content_image, style_image, tuple(point), layer=layer, head=head)
+    fig = attention_figure(maps, content_image, style_image, untrained=method_.provenance.flag() or None)
     return save_figure(fig, context.figure_dir / f"attention_{_slug(entry.label)}")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from methods.checkpoint import holds_checkpoint
 from methods.errors import literal
@@ -141,11 +142,14 @@ def _run_study_run(study: Study, overrides: StudyOverrides, summary: StudySummar
     out = summary.out
     config = run_config_for(study, overrides, out)
     config.method_weights = _prepare_entries(study, overrides)
+    report, config.report = config.report, False  # the study's report comes after its figures, which it embeds
     result = execute_run(config, command=summary.command)
     summary.lines.append(f"pairs: {result['computed']} computed, {result['skipped']} already done "
                          f"({result['pairs']} pairs × {len(result['methods'])} methods)")
     for name, reason in result["unavailable"].items():
         summary.lines.append(f"unavailable: {name}: {reason}")
+    for name, reason in result.get("skipped_methods", {}).items():
+        summary.lines.append(f"skipped: {name}: {reason}")
     tables = result.get("tables", {})
     summary.files += [Path(p) for p in tables.values()]
     if tables.get("md"):
@@ -154,6 +158,11 @@ def _run_study_run(study: Study, overrides: StudyOverrides, summary: StudySummar
     files, problems = write_study_figures(study, out, config=config)
     summary.files += files
     summary.lines += [f"figure {name}: not drawn ({reason})" for name, reason in problems.items()]
+    if report and tables:
+        from ..report import write_report
+
+        summary.files.append(write_report(out))
+        summary.lines.append(f"report: {summary.files[-1]}")
 
 
 def write_study_figures(study: Study, results: Path, figure_root: Path | None = None, config: RunConfig | None = None,
@@ -163,7 +172,8 @@ def write_study_figures(study: Study, results: Path, figure_root: Path | None = 
     config = config or run_config_for(study, overrides or StudyOverrides(), results)
     context = FigureContext(study=study, out=results, config=config, table=read_table(results), figure_root=figure_root)
     files, problems = [], {}
-    for name, params in study.figures.items():
+    for name, params in tqdm(study.figures.items(), total=len(study.figures), desc="figures", unit="figure",
+                             disable=not config.progress or not study.figures):
         try:
             files += FIGURES[name](context, **params)
         except StudyError:
@@ -255,10 +265,19 @@ def run_study(study: Study, overrides: StudyOverrides | None = None, command: st
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     out = _resolved_out(study, overrides)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # the folders this call makes, deepest first
     out.mkdir(parents=True, exist_ok=True)
     summary = StudySummary(study=study, out=out, command=command or " ".join(sys.argv))
-    {"run": _run_study_run, "complexity": _run_study_complexity, "video": _run_study_video}[study.kind](
-        study, overrides, summary)
+    try:
+        {"run": _run_study_run, "complexity": _run_study_complexity, "video": _run_study_video}[study.kind](
+            study, overrides, summary)
+    except BaseException:
+        for folder in created:  # a study that failed before writing anything leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     summary.lines.append(f"time: {time.perf_counter() - start:.1f} s")
     _study_manifest(study, overrides, out, started, summary.command, {"files": sorted({str(p) for p in summary.files})})
     return summary

@@ -10,12 +10,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from methods import UnknownMethodError, get_method_info
 
 from ..complexity import ComplexityConfig
-from ..config import check_keys, check_type, expand_variables, load_yaml_mapping
-from ..errors import StudyError
+from ..config import check_keys, check_type, expand_variables, listify, load_yaml_mapping
+from ..errors import ConfigError, StudyError
 from ..run import KNOWN_METRICS, RUN_SETTINGS
+from ..run_methods import parse_init
 from ..train import TrainConfig
 from ..video import VideoConfig
 from .figures import FIGURES
@@ -95,6 +98,30 @@ def _parse_entries(where: str, raw: Any) -> list[StudyEntry]:
     return entries
 
 
+def _check_run(where: str, run: dict[str, Any], entries: list[StudyEntry]) -> None:
+    """What a run study needs that its types do not say: a valid ``init`` (per row too), options each network
+    accepts (built on the meta device: no memory, no weights), and content / style paths that exist."""
+    try:
+        parse_init(run.get("init"), [e.label for e in entries])
+    except ConfigError as exc:
+        raise StudyError(f"{where}: run.{exc.render()}") from None
+    shared = run.get("options") or {}
+    for i, entry in enumerate(entries):
+        info = get_method_info(entry.method)
+        options = {**{k: v for k, v in shared.items() if k in info.options}, **entry.options}
+        try:
+            with torch.device("meta"):
+                info.factory(**{**info.options, **options})
+        except (ValueError, TypeError) as exc:
+            raise StudyError(f"{where}: methods[{i}] ({entry.label}): invalid options: {' '.join(str(exc).split())}"
+                             ) from None
+    for key in ("content", "style", "votes"):
+        for value in listify(run.get(key)) or []:
+            if not Path(str(value)).expanduser().exists():
+                raise StudyError(f"{where}: run.{key}: {value} does not exist (paths are relative to the folder the "
+                                 "study runs from)")
+
+
 def _parse_reference(where: str, raw: Any) -> Reference:
     data = _check_keys(where, raw, {"columns", "rows", "note"}, "reference")
     columns, rows = data.get("columns"), data.get("rows")
@@ -167,14 +194,13 @@ def load_study_file(path: str | os.PathLike) -> Study:
             if unknown:
                 raise StudyError(f"{where}: run.metrics: unknown metric(s) {', '.join(map(str, unknown))}; known: "
                                  f"{', '.join(KNOWN_METRICS)}")
-        if run.get("init") not in (None, "pretrained", "random"):
-            raise StudyError(f"{where}: run.init must be pretrained or random, got {run['init']!r}")
         if run.get("lpips_net") not in (None, "alex", "vgg"):
             raise StudyError(f"{where}: run.lpips_net must be alex or vgg, got {run['lpips_net']!r}")
         study.run = run
         if "methods" not in data:
             raise StudyError(f"{where}: a run study needs 'methods' (the table's rows)")
         study.entries = _parse_entries(where, data["methods"])
+        _check_run(where, run, study.entries)
         if data.get("training") is not None:
             study.training = _check_keys(where, data["training"], _train_keys(), "training")
         study.figures = _parse_figures(where, data.get("figures"))
