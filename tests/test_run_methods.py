@@ -77,3 +77,46 @@ def test_every_methods_missing_files_in_one_error(pairs_dir, tmp_path, capsys): 
                      "- adain: vgg_normalised.pth"]
     assert "<DIR>/<method>/<file>" in lines[-1]
     assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_the_headline_command_downloads_what_is_released_and_skips_all2all(pairs_dir, tmp_path, monkeypatch,  # noqa: F811
+                                                                           capsys):
+    """`run --methods styA2K,adain,all2all` on a machine with internet: every released file is downloaded from its
+    official URL (served here from local files of the exact official layouts), styA2K and adain give real rows,
+    all2all — no released weights — is left out with the way to train it. The synthetic files cannot match the
+    published checksums, so those are dropped for this test; the URLs, the cache and the loading are the real ones."""
+    import dataclasses
+    import urllib.request
+
+    import methods.fetch
+    from methods import get_method_info
+
+    from .test_methods import write_official_files
+
+    served = write_official_files(tmp_path / "served")
+    requested = []
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen(url, timeout=None):
+        requested.append(url)
+        return real_urlopen((served / url.rsplit("/", 1)[-1]).as_uri(), timeout=timeout)
+
+    monkeypatch.setattr(methods.fetch.urllib.request, "urlopen", urlopen)
+    for name in ("styA2K", "adain"):
+        info = get_method_info(name)
+        for key, spec in list(info.weights.items()):
+            monkeypatch.setitem(info.weights, key, dataclasses.replace(spec, sha256=None, git_blob_sha1=None))
+    monkeypatch.delenv("HARNESS_OFFLINE")
+    out = tmp_path / "run"
+    argv = ["run", "--methods", "styA2K,adain,all2all", "--content", str(pairs_dir / "content"), "--style",
+            str(pairs_dir / "style"), "--size", "64", "--out", str(out), "--no-progress", "--metrics", "timing",
+            "--timing-repeats", "1", "--no-report"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "skipped: all2all: no released weights" in err
+    assert {u.rsplit("/", 1)[-1] for u in requested} == {"latest_net_A2K.pth", "latest_net_transform.pth",
+                                                          "latest_net_decoder.pth", "decoder.pth",
+                                                          "vgg_normalised.pth"}
+    assert all(u.startswith("https://") for u in requested)  # the official URLs
+    table = (out / "table.md").read_text()
+    assert "| styA2K |" in table and "| adain |" in table and "†" not in table and "Not run: all2all" in table
