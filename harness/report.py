@@ -76,24 +76,25 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figures(run_dir: Path, table: pd.DataFrame, max_rows: int) -> list[tuple[str, str]]:
-    """(title, base64 PNG): a study's own figures where it drew them, else a comparison grid and metric bars."""
+def _figures(run_dir: Path, table: pd.DataFrame, max_rows: int) -> list[tuple[str, str | None, str | None]]:
+    """(title, base64 PNG, why not drawn): a study's own figures where it drew them, else a comparison grid and
+    metric bars."""
     drawn = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     if drawn:
-        return [(p.stem.replace("_", " "), base64.b64encode(p.read_bytes()).decode("ascii")) for p in drawn]
+        return [(p.stem.replace("_", " "), base64.b64encode(p.read_bytes()).decode("ascii"), None) for p in drawn]
     from .figures import comparison_grid_from_run, metric_bars  # matplotlib only where a figure is drawn
 
     out = []
     try:
-        out.append(("comparison", _png(comparison_grid_from_run(run_dir, max_rows=max_rows))))
+        out.append(("comparison", _png(comparison_grid_from_run(run_dir, max_rows=max_rows)), None))
     except (RunError, OSError, ValueError) as exc:
-        out.append(("comparison", f"!{exc}"))
+        out.append(("comparison", None, str(exc)))
     shown = [n for n in METRIC_LABELS if f"{n}_mean" in table.columns and table[f"{n}_mean"].notna().any()]
     if shown:
         try:
-            out.append(("metrics", _png(metric_bars(table, metrics=shown))))
+            out.append(("metrics", _png(metric_bars(table, metrics=shown)), None))
         except (TableError, ValueError) as exc:
-            out.append(("metrics", f"!{exc}"))
+            out.append(("metrics", None, str(exc)))
     return out
 
 
@@ -174,9 +175,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if paper.is_file():
         sections += ["<h2>The paper's numbers beside ours</h2>", _markdown_tables(paper.read_text())]
     sections.append("<h2>Figures</h2>")
-    for title, data in _figures(run_dir, table, max_rows):
-        sections.append(f"<h3>{html.escape(title)}</h3>" + (f"<p class=\"note\">not drawn: {html.escape(data[1:])}</p>"
-                        if data.startswith("!") else f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"))
+    for title, data, problem in _figures(run_dir, table, max_rows):
+        body = (f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">" if data is not None
+                else f"<p class=\"note\">not drawn: {html.escape(problem)}</p>")
+        sections.append(f"<h3>{html.escape(title)}</h3>{body}")
     if (run_dir / "timing.csv").is_file():
         timing = pd.read_csv(run_dir / "timing.csv")
         keep = [c for c in ("method", "size", "device", "repeats", "latency_ms", "p10_ms", "p90_ms", "images_per_s",

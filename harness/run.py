@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from methods import Method, get_method_info
-from methods.errors import literal
+from methods.errors import literal, spell_settings
 from methods.weights import Loading
 from metrics.collection import (METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS, MetricCollection,
                                 build_metrics, build_set_metrics)
@@ -427,9 +427,9 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_config(config)
     contents, styles, pairs = resolve_pairs(config)  # bad folders / images fail here, before any work
-    skipped_methods: dict[str, str] = {}
-    skipped_flags: dict[str, str] = {}
-    methods = build_methods(config, skipped_methods, skipped_flags)
+    skipped_templates: dict[str, str] = {}
+    methods = build_methods(config, skipped_templates)
+    skipped_methods = {label: spell_settings(t) for label, t in skipped_templates.items()}
     try:
         suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options)
         set_metrics, unavailable, set_configs = build_set_metrics(
@@ -474,7 +474,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
                 from .report import write_report  # matplotlib only when a report is written
 
                 summary["report"] = str(write_report(config.out))
-    summary["skipped_methods_flags"] = skipped_flags
+    summary["skipped_methods_flags"] = {label: spell_settings(t, flags=True) for label, t in skipped_templates.items()}
     return summary
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from methods import Loading, Method, MissingWeightsError, NoWeightsError, get_method_info, load_method
-from methods.errors import literal, spell_settings
+from methods.errors import literal
 
 from .errors import ConfigError
 
@@ -49,13 +49,12 @@ def parse_init(value: str | Mapping[str, str] | None, labels: Sequence[str]) -> 
     return everyone, per_row
 
 
-def build_methods(config: MethodRows, skipped: dict[str, str] | None = None,
-                  skipped_flags: dict[str, str] | None = None) -> dict[str, Method]:
+def build_methods(config: MethodRows, skipped: dict[str, str] | None = None) -> dict[str, Method]:
     """Every method with its weights, before any work. Missing files stop the run with ONE error listing every
     method's files. A method without released weights and without a checkpoint (``all2all`` before it is trained)
-    is left out with the reason in ``skipped`` (row label → message; ``skipped_flags``: the same spelt for a command
-    line) when other methods remain; ``init`` per row
-    (``{init=all2all=random}``) builds it untrained instead, flagged."""
+    is left out when other methods remain, with why and what to do in ``skipped`` (row label → a settings template:
+    spell it with :func:`methods.errors.spell_settings`); ``init`` per row (``{init=all2all=random}``) builds it
+    untrained instead, flagged."""
     methods: dict[str, Method] = {}
     missing: dict[str, MissingWeightsError] = {}
     no_weights: dict[str, NoWeightsError] = {}
@@ -73,11 +72,8 @@ def build_methods(config: MethodRows, skipped: dict[str, str] | None = None,
         raise next(iter(no_weights.values()))
     for label in no_weights:
         name = get_method_info(config.method_names.get(label, label)).name
-        template = (f"no released weights and no harness checkpoint under <weights dir>/{literal(name)}/: train it "
-                    f"(harness train {literal(name)}) and place its output there, or give "
-                    f"{{init={literal(label)}=random}} for an untrained row (flagged †)")
         if skipped is not None:
-            skipped[label] = spell_settings(template)
-        if skipped_flags is not None:
-            skipped_flags[label] = spell_settings(template, flags=True)
+            skipped[label] = (f"no released weights and no harness checkpoint under <weights dir>/{literal(name)}/: "
+                              f"train it (harness train {literal(name)}) and place its output there, or give "
+                              f"{{init={literal(label)}=random}} for an untrained row (flagged †)")
     return methods

@@ -94,6 +94,15 @@ class AdaAttN(nn.Module):
         return adaptive_attention(content, self.f(content_key), g, self.h(style), index, self.backend)
 
 
+KEY_TAPS = ("relu3_1", "relu4_1", "relu5_1")
+
+
+def _keys(features: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The shallow-layer keys at :data:`KEY_TAPS`: those :meth:`AdaAttNNet.encode_for` stored, else built here."""
+    return {tap: features[f"key:{tap}"] if f"key:{tap}" in features else shallow_keys(features, tap)
+            for tap in KEY_TAPS}
+
+
 class AdaAttNNet(StyleTransferNet):
     """AdaAttN. Attribute names = official file names: ``adaattn_3`` (``latest_net_adaattn_3.pth``), ``transformer``
     (``latest_net_transformer.pth``), ``decoder`` (``latest_net_decoder.pth``)."""
@@ -112,10 +121,15 @@ class AdaAttNNet(StyleTransferNet):
         self.min_content_side = 17  # relu5_1 ≥ 2 px (reflection padding, unbiased variance)
         self.min_style_side = 17
 
+    def encode_for(self, image: Tensor, role: str) -> dict[str, Tensor]:
+        """The VGG features and their shallow-layer keys (``"key:relu3_1"`` …), so that a style prepared once
+        (video, many contents) does not rebuild its keys per content."""
+        features = self.encode(image)
+        return {**features, **{f"key:{tap}": shallow_keys(features, tap) for tap in KEY_TAPS}}
+
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor], seed: int | None = None) -> dict[str, Tensor]:
         seed = self.seed if seed is None else seed
-        keys_c = {tap: shallow_keys(content, tap) for tap in ("relu3_1", "relu4_1", "relu5_1")}
-        keys_s = {tap: shallow_keys(style, tap) for tap in ("relu3_1", "relu4_1", "relu5_1")}
+        keys_c, keys_s = (_keys(features) for features in (content, style))
         s3 = self.adaattn_3(content["relu3_1"], style["relu3_1"], keys_c["relu3_1"], keys_s["relu3_1"], seed)
         t = self.transformer(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"],
                              (keys_c["relu4_1"], keys_s["relu4_1"], seed), (keys_c["relu5_1"], keys_s["relu5_1"], seed))

@@ -9,6 +9,8 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -57,6 +59,28 @@ def checksum_mismatches(
     return problems
 
 
+@contextmanager
+def _verified_replace(dest: Path, origin: str, sha256: str | None, git_blob_sha1: str | None
+                      ) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The one atomic, verified write of every fetch: yields a temporary file next to ``dest`` (and a dict that gets
+    ``"sha256"``); when the body is done, every known checksum is checked (``ChecksumError`` naming ``origin``) and
+    the file moved onto ``dest``. Whatever happens, no temporary file is left behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    tmp, result = Path(tmp_name), {}
+    try:
+        yield tmp, result
+        actual = sha256_file(tmp)
+        problems = checksum_mismatches(tmp, actual, sha256, git_blob_sha1)
+        if problems:
+            raise ChecksumError(f"checksum mismatch for {origin}: {'; '.join(problems)}")
+        os.replace(tmp, dest)
+        result["sha256"] = actual
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _download(
     url: str,
     dest: Path,
@@ -65,30 +89,16 @@ def _download(
     progress: bool,
 ) -> str:
     """Download ``url`` atomically onto ``dest``; return its sha256."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+    with _verified_replace(dest, f"{dest.name} downloaded from {url}", sha256, git_blob_sha1) as (tmp, result):
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=dest.name, disable=not progress, leave=False,
-            ) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+                      disable=not progress, leave=False) as bar:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     out.write(chunk)
-                    digest.update(chunk)
                     bar.update(len(chunk))
-        actual = digest.hexdigest()
-        problems = checksum_mismatches(tmp, actual, sha256, git_blob_sha1)
-        if problems:
-            raise ChecksumError(f"checksum mismatch for {dest.name} downloaded from {url}: {'; '.join(problems)}")
-        os.replace(tmp, dest)
-        return actual
-    finally:
-        tmp.unlink(missing_ok=True)
+    return result["sha256"]
 
 
 def download(
@@ -122,22 +132,11 @@ def download_google_drive(file_id: str, dest: str | os.PathLike, *, sha256: str 
     except ImportError as exc:  # a declared dependency; a broken environment gets a clear line
         raise WeightsError(f"downloading Google Drive file {file_id} needs the gdown package (pip install gdown)") from exc
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with _verified_replace(dest, f"{dest.name} downloaded from Google Drive file {file_id}", sha256, None) as (tmp, _):
         result = gdown.download(id=file_id, output=str(tmp), quiet=not progress)
         if result is None or not tmp.is_file() or tmp.stat().st_size == 0:
             raise OSError(f"Google Drive file {file_id} could not be downloaded (gdown returned nothing)")
-        problems = checksum_mismatches(tmp, sha256_file(tmp), sha256, None)
-        if problems:
-            raise ChecksumError(f"checksum mismatch for {dest.name} downloaded from Google Drive file {file_id}: "
-                                f"{'; '.join(problems)}")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+    return dest
 
 
 def extract_member(archive_path: str | os.PathLike, member: str, dest: str | os.PathLike, *,
@@ -153,20 +152,10 @@ def extract_member(archive_path: str | os.PathLike, member: str, dest: str | os.
                 shown = ", ".join(n for n in names[:_MAX_NAMES])
                 raise WeightsError(f"archive {archive_path} has no member {member!r} (it holds {len(names)}: "
                                    f"{shown}{', ...' if len(names) > _MAX_NAMES else ''})")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out, zf.open(member) as src:
+            with _verified_replace(dest, f"{member} in {archive_path}", sha256, git_blob_sha1) as (tmp, result):
+                with open(tmp, "wb") as out, zf.open(member) as src:
                     shutil.copyfileobj(src, out, _CHUNK)
-                actual = sha256_file(tmp)
-                problems = checksum_mismatches(tmp, actual, sha256, git_blob_sha1)
-                if problems:
-                    raise ChecksumError(f"checksum mismatch for {member} in {archive_path}: {'; '.join(problems)}")
-                os.replace(tmp, dest)
-                return actual
-            finally:
-                tmp.unlink(missing_ok=True)
+            return result["sha256"]
     except zipfile.BadZipFile as exc:
         raise WeightsError(f"archive {archive_path} is not a readable zip file ({exc}); delete it and download it "
                            "again") from exc

@@ -204,3 +204,13 @@ def test_a_damaged_archive_names_itself(tmp_path):
     (tmp_path / "AdaAttN_model.zip").write_bytes(b"not a zip")
     with pytest.raises(WeightsError, match=r"AdaAttN_model.zip is not a readable zip file"):
         create_method("AdaAttN", weights_dir=tmp_path, download=False)
+
+
+def test_a_prepared_style_keeps_its_keys_and_is_bit_identical():
+    method = create_method("AdaAttN", init="random", seed=1)
+    g = torch.Generator().manual_seed(3)
+    content, style = torch.rand(2, 3, 40, 48, generator=g), torch.rand(1, 3, 36, 36, generator=g)
+    prepared = method.prepare_style(style)
+    assert {"key:relu3_1", "key:relu4_1", "key:relu5_1"} <= set(prepared.features)
+    assert prepared.features["key:relu3_1"].shape[1] == 448
+    assert torch.equal(method.stylize(content, prepared), method.stylize(content, style))
