@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import random
-import re
 import sys
 import time
 from collections.abc import Mapping
@@ -33,8 +32,7 @@ from tqdm import tqdm
 from methods import Method, get_method_info
 from methods.errors import literal, spell_settings
 from methods.weights import Loading
-from metrics.collection import (METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS, MetricCollection,
-                                build_metrics, build_set_metrics)
+from metrics.collection import METRIC_OPTIONS, SET_METRICS, MetricCollection, build_metrics, build_set_metrics
 from metrics.timing import time_method
 
 from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
@@ -45,36 +43,13 @@ from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
 from .pairs import ImageCache, Pair, decode_inputs
 from .run_methods import build_methods, parse_init
+from .run_settings import DEFAULT_METRICS, KNOWN_METRICS, RUN_SETTINGS, parse_shard
 from .rundir import KEY_COLUMNS, SET_METRICS_NAME, RowWriter, RunLock, check_identity, read_done, write_run_tables
 
 __all__ = [
     "DEFAULT_METRICS", "KNOWN_METRICS", "RUN_SETTINGS", "ImageCache", "Pair", "RunConfig", "build_methods",
     "execute_run", "parse_shard", "resolve_pairs",
 ]
-
-KNOWN_METRICS = (*PAIR_METRICS, *SET_METRICS, "timing")
-DEFAULT_METRICS = (*PAPER_METRICS, "timing")
-"""The StyA2K paper's Table 1 columns; SSIM, CFSD, Gram loss, FID and ArtFID are asked for by name."""
-_LIST = (list, str)
-RUN_SETTINGS: dict[str, tuple[type, ...]] = {
-    "methods": _LIST, "out": (str,), "content": _LIST, "style": _LIST, "size": (int,), "keep_size": (bool,),
-    "keep_aspect": (bool,), "pairs": (int,), "seed": (int,), "device": (str,), "batch_size": (int,),
-    "weights_dir": (str,), "init": (str, dict), "download": (bool,), "metrics": _LIST, "options": (dict,),
-    "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
-    "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
-    "progress": (bool,), "report": (bool,),
-}
-"""The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
-:meth:`RunConfig.from_settings`."""
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` → (i, n) with 0 ≤ i < n."""
-    match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
-    if not match or not int(match[1]) < int(match[2]):
-        raise ConfigError(f"{{shard}}: expected i/n with 0 <= i < n (e.g. 0/4), got {literal(repr(text))}")
-    return int(match[1]), int(match[2])
-
 
 def _split_options(options: dict[str, Any], entries: Mapping[str, tuple[str, Mapping[str, Any]]]
                    ) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import warnings
 from collections.abc import Callable
 from importlib import metadata
@@ -18,8 +19,22 @@ from .net import StyleTransferNet
 
 ENTRY_POINT_GROUP = "harness.methods"
 
+BUILTIN_MODULES: tuple[str, ...] = ("stya2k", "all2all", "adain", "adaattn", "sanet", "stytr2", "microast")
+"""The modules under :mod:`methods` whose import registers the built-in methods."""
+
 _REGISTRY: dict[str, MethodInfo] = {}
 _PLUGINS_LOADED = False
+_BUILTINS_LOADED = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in method modules once (they register themselves), before any plugin can take their names."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def register_method(name: str | Callable | None = None, **info: Any):
@@ -32,6 +47,7 @@ def register_method(name: str | Callable | None = None, **info: Any):
     """
 
     def decorator(factory: Callable[..., StyleTransferNet]) -> Callable[..., StyleTransferNet]:
+        _load_builtins()
         display = name if isinstance(name, str) else factory.__name__
         key = display.lower()
         previous = _REGISTRY.get(key)
@@ -54,6 +70,7 @@ def unregister_method(name: str) -> None:
 def _load_plugins() -> None:
     """Import every ``harness.methods`` entry point once; a broken plugin is a warning, not a crash."""
     global _PLUGINS_LOADED
+    _load_builtins()
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True

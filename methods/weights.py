@@ -34,12 +34,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ChecksumError, MissingWeightsError, StateDictMismatchError, WeightsError
 from .fetch import (_download, checksum_mismatches, download, download_google_drive,
                     extract_member, git_blob_sha1_file, sha256_file)
 from .errors import one_line as _one_line
+
+if TYPE_CHECKING:  # torch is imported where a file is loaded, so that the command line's --help needs none
+    import torch
 
 __all__ = [
     "Archive",
@@ -415,9 +418,8 @@ def resolve_files(
 # State dicts
 # --------------------------------------------------------------------------- #
 def _is_tensor_dict(obj: object) -> bool:
-    return isinstance(obj, Mapping) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    )
+    import torch
+    return isinstance(obj, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
 def _load_reason(exc: Exception) -> str:
@@ -443,6 +445,7 @@ def load_state_dict(path: str | os.PathLike, *, strip_prefix: str = "module.") -
     it. Raises :class:`WeightsError` naming the file when it cannot be loaded
     or does not hold a mapping of str to Tensor.
     """
+    import torch
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -18,6 +18,7 @@ from torch import Tensor
 from methods.weights import Loading
 
 from .base import Metric, MetricUnavailable, check_triplet
+from .names import METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS
 from .content_style import ContentStyleLoss, content_loss, style_loss_from_statistics, style_statistics
 from .fid import ArtFID, FID, SetMetric
 from .inception import load_art_inception
@@ -25,22 +26,6 @@ from .perceptual import LPIPS, load_lpips
 
 __all__ = ["METRIC_OPTIONS", "PAIR_METRICS", "PAPER_METRICS", "SET_METRICS", "MetricCollection", "build_metrics",
            "build_set_metrics"]
-
-PAIR_METRICS: tuple[str, ...] = ("content_loss", "style_loss", "lpips", "ssim", "cfsd", "gram_loss")
-"""The metrics computed per (output, content, style) triple."""
-PAPER_METRICS: tuple[str, ...] = ("content_loss", "style_loss", "lpips")
-"""The per-pair metrics of the StyA2K paper's Table 1 (a run's default)."""
-SET_METRICS: tuple[str, ...] = ("fid", "artfid")
-"""The metrics of a method's whole output set (one value per method, with a bootstrap interval over pairs)."""
-METRIC_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
-    "ssim": {"mode": (str,)},
-    "cfsd": {"chunk_rows": (int,)},
-    "gram_loss": {"variant": (str,), "normalization": (str,)},
-    "fid": {"resize": (str,), "style_set": (str,), "infinity": (bool,), "bootstrap": (int,)},
-    "artfid": {"variant": (str,), "infinity": (bool,), "bootstrap": (int,)},
-}
-"""Per metric, the definitional options a run may set (``metric_options``), and their types."""
-
 
 @dataclass
 class MetricCollection:

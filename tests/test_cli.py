@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import methods
 from harness import cli
 from harness.cli import main, parse_options, parse_value
 
@@ -272,7 +273,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch, real):
     def boom(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli.common, "load_method", boom)
+    monkeypatch.setattr(methods, "load_method", boom)  # what build_method imports when it runs
     with pytest.raises(RuntimeError, match="a bug"):
         main([str(a) for a in stylize_argv(real, "--init", "random")])
 
@@ -301,3 +302,29 @@ def test_bad_device(capsys, real):
 
     if not torch.cuda.is_available():
         expect_error(capsys, stylize_argv(real, "--init", "random", "--device", "cuda"), "--device cuda", "CUDA")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# help and command-line checks import no torch (they answer in a fraction of a second; torch alone takes seconds)
+# ----------------------------------------------------------------------------------------------------------------------
+def test_help_and_usage_errors_import_no_torch(tmp_path):
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("sizee: 3\n")
+    commands = [["--help"], *([name, "--help"] for name in ("methods", "stylize", "run", "table", "report", "merge",
+                                                             "tally", "train", "study", "video")),
+                ["run", "--size", "-3"], ["run"], ["run", "--methods", "adain", "--config", str(bad_config)]]
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from harness.cli import main\n"
+        "codes = []\n"
+        f"for argv in {commands!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        codes.append(main(argv))\n"
+        "print(json.dumps({'codes': codes, 'heavy': sorted(m for m in ('torch', 'pandas', 'scipy', 'matplotlib')"
+        " if m in sys.modules)}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    report = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    assert report["codes"] == [0] * 11 + [2, 2, 2]
+    assert report["heavy"] == []

@@ -232,7 +232,7 @@ def test_resume_skips_done_cells(tiny_sweep, monkeypatch):
     def no_run(*_args, **_kwargs):
         raise AssertionError("a done cell was run again")
 
-    monkeypatch.setattr(cx.sweep, "run_cell", no_run)
+    monkeypatch.setattr(cx.sweep.CellWorker, "run", no_run)
     again = run_complexity(config)
     assert json.loads((config.out / "complexity.json").read_text())["cells"]["kept"] == 4
     assert again.sort_values(["method", "size"])["latency_ms"].tolist() == \
@@ -248,10 +248,31 @@ def test_memory_cap_records_oom_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert df.loc[512, "status"] == "oom" and df.loc[512, "note"].startswith("skipped: a smaller size (256)")
     assert math.isnan(df.loc[256, "latency_ms"])
     calls = []
-    monkeypatch.setattr(cx.sweep, "run_cell", lambda *a, **k: calls.append(a) or {"status": "ok"})
+    monkeypatch.setattr(cx.sweep.CellWorker, "run", lambda *a, **k: calls.append(a) or {"status": "ok"})
     resumed = run_complexity(config).set_index("size")  # 64 and 256 are done; the skipped 512 is re-derived
     assert calls == [] and resumed.loc[512, "status"] == "oom"
     assert json.loads((tmp_path / "complexity.json").read_text())["cells"] == {"computed": 0, "kept": 2, "skipped": 1}
+
+
+def test_one_worker_per_method_and_a_killed_worker_is_replaced(tmp_path, monkeypatch):
+    """worker: method starts one process per method (worker: cell one per cell); a worker killed by a timeout is
+    replaced by a fresh one for the next cell, and a reused worker still sees each cell's own memory growth."""
+    starts = []
+    original = cx.worker.CellWorker._start
+    monkeypatch.setattr(cx.worker.CellWorker, "_start", lambda self: starts.append(1) or original(self))
+    config = ComplexityConfig(methods=["adain", "styA2K"], sizes=[64, 96], out=tmp_path, **FAST)
+    df = run_complexity(config)
+    assert (df["status"] == "ok").all() and (df["worker"] == "method").all() and len(starts) == 2
+    run_complexity(ComplexityConfig(**{**vars(config), "worker": "cell", "force": True, "methods": ["adain"]}))
+    assert len(starts) == 4
+    cell = lambda size: cx.Cell("adain", size, threads=1, repeats=2, warmup=1, attention_repeats=0,  # noqa: E731
+                                count_flops=False)
+    with cx.CellWorker(threads=1) as worker:
+        grown = [worker.run(cell(size))["peak_memory_mib"] for size in (128, 384)]
+        assert worker.run(cell(128), timeout=0.01)["status"] == "timeout"  # kills the worker ...
+        assert worker.run(cell(128))["status"] == "ok"  # ... and the next cell gets a fresh one
+    assert len(starts) == 6
+    assert grown[1] > 50, grown  # adain at 384² needs ~150 MiB above what the 128² cell left
 
 
 def test_max_seconds_records_timeout(tmp_path):
@@ -273,7 +294,7 @@ def test_max_seconds_records_timeout(tmp_path):
     ({"method_options": {"adain": {}}}, ComplexityError, "not in the sweep"),
 ])
 def test_bad_config_is_one_line_before_any_work(tmp_path, monkeypatch, changes, error, match):
-    monkeypatch.setattr(cx.sweep, "run_cell", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(cx.sweep.CellWorker, "run", lambda *a, **k: pytest.fail("work started"))
     config = ComplexityConfig(**{"methods": ["styA2K"], "sizes": [64], "out": tmp_path / "out", **FAST, **changes})
     with pytest.raises(error, match=match) as info:
         run_complexity(config)

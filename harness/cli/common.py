@@ -12,13 +12,14 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from methods import Loading, Method, get_method_info, load_method
-from methods.weights import ENV_OFFLINE, ENV_WEIGHTS
+from methods.weights import ENV_OFFLINE, ENV_WEIGHTS, Loading
 
-from ..environment import resolve_device
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from methods import Method
 
 PROG = "python -m harness"
 
@@ -156,6 +157,8 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 def split_method_options(methods: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``--option`` values shared by several methods → each method's own (the options it declares); an option no
     method declares is an error."""
+    from methods import get_method_info
+
     method_options = {name: {k: v for k, v in options.items() if k in get_method_info(name).options}
                       for name in methods}
     unused = [k for k in options if not any(k in o for o in method_options.values())]
@@ -172,6 +175,8 @@ def existing_path(path: Path | None, option: str) -> Path | None:
 
 def loading_from_args(args: argparse.Namespace, weights: Path | None = None) -> Loading:
     """The weight arguments of :func:`add_method_arguments` as a :class:`~methods.Loading` (None: not given)."""
+    from ..environment import resolve_device
+
     return Loading(
         weights=existing_path(weights, "--weights"),
         weights_dir=existing_path(args.weights_dir, "--weights-dir"),
@@ -191,6 +196,8 @@ def warn_untrained(method: Method) -> None:
 
 def build_method(args: argparse.Namespace, name: str) -> Method:
     """The method with the shared options of :func:`add_method_arguments`; warns loudly when untrained."""
+    from methods import load_method
+
     method = load_method(name, loading_from_args(args, args.weights), **parse_options(args.option))
     warn_untrained(method)
     return method

@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from methods import find_checkpoint, get_method_info, list_methods
 from methods.weights import Loading, find_file, search_dirs
 
 from .common import PROG, CLIError, add_parser, add_weights_dir_argument, existing_path, format_table
@@ -34,6 +33,8 @@ def add_methods_parser(subparsers) -> argparse.ArgumentParser:
 def _weights_status(info, dirs, weights_dir) -> tuple[str, list[tuple[Any, Path | None]]]:
     """("found" | "missing: a, b" | "checkpoint found" | "none (train it)", [(WeightFile, path or None), ...]),
     without downloading."""
+    from methods import find_checkpoint
+
     files = [(spec, (find_file(spec, dirs) or (None, None))[1]) for spec in info.weight_files()]
     if not info.has_official_weights:
         return ("checkpoint found" if find_checkpoint(info, Loading(weights_dir=weights_dir)) else "none (train it)"), files
@@ -42,6 +43,8 @@ def _weights_status(info, dirs, weights_dir) -> tuple[str, list[tuple[Any, Path 
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from methods import get_method_info, list_methods
+
     weights_dir = existing_path(args.weights_dir, "--weights-dir")
     dirs = search_dirs(None, weights_dir)
     names = list_methods(args.pattern)

@@ -5,16 +5,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metrics.preference import chi_square_uniform, pairwise_binomial, tally
+if TYPE_CHECKING:
+    from ..run import RunConfig
 
 from ..config import check_keys, check_type, listify, load_yaml_mapping
-from ..environment import resolve_device
 from ..errors import ConfigError
-from ..io import read_votes
-from ..run import KNOWN_METRICS, RUN_SETTINGS, RunConfig, execute_run, parse_shard
-from ..rundir import merge_shards, write_run_tables
+from ..run_settings import KNOWN_METRICS, RUN_SETTINGS, parse_shard
 from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
     existing_path, parse_options, positive_int)
 
@@ -124,6 +122,9 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     settings["metric_options"] = metric_options or None
     if not listify(settings.get("methods")):
         raise CLIError("no methods: pass --methods styA2K,adain,all2all (or `methods:` in --config)")
+    from ..environment import resolve_device  # torch: imported once the command line is known to be well-formed
+    from ..run import RunConfig
+
     config = RunConfig.from_settings(settings)
     config.device = str(resolve_device(config.device))
     return config
@@ -131,6 +132,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = run_config_from_args(args)
+    from ..run import execute_run
+
     if config.init == "random":
         print("WARNING: --init random: every method runs with UNTRAINED weights; rows and tables are flagged and "
               "the numbers are meaningless (smoke and timing runs only)", file=sys.stderr)
@@ -198,6 +201,8 @@ def add_table_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from ..rundir import write_run_tables
+
     for run_dir in args.runs:
         existing_path(run_dir, "RUN_DIR")
     paths = write_run_tables(args.runs, args.out, votes=str(args.votes) if args.votes else None)
@@ -220,6 +225,8 @@ def add_merge_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from ..rundir import merge_shards, write_run_tables
+
     counts = merge_shards(existing_path(args.run, "RUN_DIR"))
     print("merged: " + ", ".join(f"{k}.csv {v} rows" for k, v in counts.items()))
     paths = write_run_tables([args.run], votes=str(args.votes) if args.votes else None)
@@ -244,6 +251,10 @@ def add_tally_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_tally(args: argparse.Namespace) -> int:
+    from metrics.preference import chi_square_uniform, pairwise_binomial, tally
+
+    from ..io import read_votes
+
     votes, problems = read_votes(args.votes, methods=args.methods)
     for problem in problems:
         print(f"warning: {args.votes}: {problem}", file=sys.stderr)

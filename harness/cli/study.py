@@ -5,8 +5,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..environment import resolve_device
-from ..study import StudyOverrides, load_study_file, run_study
 from .common import (PROG, CLIError, add_method_arguments, add_parser, add_resume_arguments, comma_list,
     existing_path, positive_int)
 
@@ -40,6 +38,9 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from ..environment import resolve_device
+    from ..study import StudyOverrides, load_study_file, run_study
+
     if args.weights is not None or args.option:
         raise CLIError("a study names each method's weights and options in its file (methods: - {method: ..., "
                        "weights: ..., options: {...}}); on the command line only --weights-dir applies")

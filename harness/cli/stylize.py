@@ -5,13 +5,12 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-from PIL import Image
-
-from methods import get_method_info
+from typing import TYPE_CHECKING
 
 from ..errors import ImageError
-from ..images import load_image_tensor, save_image
+
+if TYPE_CHECKING:
+    import torch
 from .common import PROG, CLIError, add_method_arguments, add_parser, build_method, positive_int
 
 
@@ -66,12 +65,16 @@ def parse_mix(text: str | None, n_styles: int) -> list[float]:
 
 
 def _check_output_suffix(path: Path) -> None:
+    from PIL import Image
+
     if path.suffix.lower() not in Image.registered_extensions():
         raise CLIError(f"--output {path}: cannot tell the image format from the suffix {path.suffix!r} "
                        "(use .png or .jpg)")
 
 
 def _load(path: Path, role: str, size: int | None, keep_aspect: bool) -> torch.Tensor:
+    from ..images import load_image_tensor
+
     try:
         return load_image_tensor(path, size, keep_aspect)
     except ImageError as exc:
@@ -79,6 +82,12 @@ def _load(path: Path, role: str, size: int | None, keep_aspect: bool) -> torch.T
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
+    import torch
+
+    from methods import get_method_info
+
+    from ..images import save_image
+
     if args.keep_aspect and args.keep_size:
         raise CLIError("--keep-aspect needs a size to resize to; it cannot be combined with --keep-size")
     weights = parse_mix(args.mix, len(args.style))

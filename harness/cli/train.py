@@ -11,7 +11,6 @@ from methods.weights import ENV_OFFLINE
 
 from ..config import check_keys, load_yaml_mapping
 from ..errors import TrainingDivergedError, format_error
-from ..train import TrainConfig, train
 from .common import (PROG, CLIError, add_parser, add_weights_dir_argument, non_negative_float, non_negative_int,
     parse_options, positive_float, positive_int)
 
@@ -143,6 +142,8 @@ def load_train_config(path: Path, args: argparse.Namespace, parser: argparse.Arg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import TrainConfig, train
+
     if args.config is not None:
         load_train_config(args.config, args, args._train_parser)
     missing = [name for name in _TRAIN_REQUIRED if getattr(args, name) is None]

@@ -6,9 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..environment import resolve_device
-from ..io import clip_name
-from ..video import VideoConfig, run_video
 from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
     existing_path, non_negative_int, parse_options, positive_float, positive_int, split_method_options)
 
@@ -64,6 +61,10 @@ def add_video_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from ..environment import resolve_device
+    from ..io import clip_name
+    from ..video import VideoConfig, run_video
+
     if args.weights is not None:
         raise CLIError("--weights names one method's files; for several methods put their files in one folder and "
                        "pass --weights-dir DIR")

@@ -1,13 +1,15 @@
 """Complexity study: latency, peak memory and FLOPs of every method against image size, beside the paper's Eq. 15.
 
 One *cell* = (method, size S, dtype): square S×S content and style, batch ``batch_size``, random weights
-(``init="random"``: speed and memory do not depend on the values). Every cell runs in a **fresh subprocess**
-(``python -m harness.complexity.worker --cell JSON --result PATH``) so that its CPU peak memory is its own and an
-out-of-memory crash cannot take the sweep down. Inside the worker (:func:`measure_cell`):
+(``init="random"``: speed and memory do not depend on the values). Cells run in a **worker subprocess**
+(``python -m harness.complexity.worker``, :class:`CellWorker`) so that an out-of-memory crash cannot take the sweep
+down: by default one worker per method measures its sizes in ascending order (torch, the FLOP counter and the
+thread pools start once; ``worker: cell`` starts a fresh process per cell instead, the strictest isolation). Inside
+the worker (:func:`measure_cell`):
 
 1. build the method and the seeded inputs; run one *priming* forward at a small size (thread pools, allocator
    arenas and kernel caches exist before anything is measured or capped);
-2. reset the memory high-water mark and, when ``max_memory_mib`` is set, cap the memory the warm-up and timed
+2. hand the free C heap back to the OS (glibc ``malloc_trim``), reset the memory high-water mark and, when ``max_memory_mib`` is set, cap the memory the warm-up and timed
    forwards may add (CPU: ``RLIMIT_AS = VmSize + cap`` — a cap on *virtual* address-space growth, a conservative
    proxy for RSS; CUDA: ``torch.cuda.set_per_process_memory_fraction((memory_reserved + cap) / total)``); the cap is
    lifted again before steps 5–6, which only repeat a forward that fitted (FlopCounterMode's lazy imports alone
@@ -45,8 +47,8 @@ FLOP columns, like with like (all in GFLOPs = 2·MACs / 1e9):
 
 Status of a cell: ``ok``, ``oom`` (torch.OutOfMemoryError, MemoryError, a RuntimeError saying "can't allocate" /
 "out of memory" / "bad_alloc", or the worker killed by SIGKILL — and, under a memory cap, by any other signal),
-``timeout`` (the worker ran past ``max_seconds`` of wall clock, imports and model building included), or
-``error: <one line>``. With ``skip_larger_after_failure`` a method that went ``oom`` (``timeout``) at size S is not
+``timeout`` (the cell ran past ``max_seconds`` of wall clock — a fresh worker's start, imports and model building
+included), or ``error: <one line>``. With ``skip_larger_after_failure`` a method that went ``oom`` (``timeout``) at size S is not
 run at larger sizes: those rows get the same status and a ``note`` ``skipped: …``, and are re-derived (not trusted)
 on resume.
 
@@ -58,7 +60,7 @@ every cell: resumable — cells already ``ok``/``oom``/``timeout`` are kept unle
 environment, protocol).
 
 Modules: :mod:`.config` (settings, checks, protocol constants), :mod:`.layers` (attention modules, Eq. 15),
-:mod:`.measure` (one cell in this process), :mod:`.worker` (one cell in a fresh process), :mod:`.sweep` (all cells,
+:mod:`.measure` (one cell in this process), :mod:`.worker` (cells in a worker process), :mod:`.sweep` (all cells,
 slopes, ratios), :mod:`.report` (Markdown and LaTeX tables).
 """
 from __future__ import annotations
@@ -71,7 +73,7 @@ from .layers import (ATTENTION_LAYER_PATHS, AttentionLayer, Eq15Layer, attention
 from .measure import Cell, ModuleTimes, count_attention_flops, is_oom, measure_cell, time_modules
 from .report import write_summary
 from .sweep import fit_slopes, ratio_table, run_complexity
-from .worker import run_cell
+from .worker import CellWorker, run_cell
 
 __all__ = [
     "ATTENTION_LAYER_PATHS",
@@ -81,6 +83,7 @@ __all__ = [
     "DTYPES",
     "AttentionLayer",
     "Cell",
+    "CellWorker",
     "ComplexityConfig",
     "ComplexityError",
     "Eq15Layer",

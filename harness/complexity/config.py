@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 from methods.errors import one_line as _one_line
 
 from ..errors import ComplexityError
@@ -24,6 +23,8 @@ DONE_STATUSES = ("ok", "oom", "timeout")
 SKIPPED = "skipped"
 OOM_MARKERS = ("out of memory", "can't allocate", "cannot allocate memory", "bad_alloc", "not enough memory")
 PRIME_SIZE = 64
+WORKER_MODES = ("method", "cell")
+"""``worker`` settings: one worker process per method (its sizes in turn), or a fresh one per cell."""
 KEY = ("method", "size", "dtype", "device")
 COLUMNS = [
     "method", "size", "pixels", "dtype", "device", "status", "note",
@@ -31,10 +32,11 @@ COLUMNS = [
     "gflops_total", "gflops_attention", "gflops_attention_core", "impl_gflops_attention_core",
     "eq15_gflops_attention", "attention_ms", "attention_share", "hooked_latency_ms", "attention_ms_by_layer",
     "batch_size", "repeats", "warmup", "attention_repeats", "max_memory_mib", "max_seconds", "threads",
-    "device_name", "torch", "options", "cell_seconds", "load_before",
+    "device_name", "torch", "options", "cell_seconds", "load_before", "worker",
 ]
 """Columns of ``complexity.csv`` (units in the names: ms, MiB, GFLOPs = 1e9 FLOPs; ``pixels`` = S²;
-``load_before``: the machine's 1-minute load average when the cell started — other work competing for the CPU)."""
+``load_before``: the machine's 1-minute load average when the cell started — other work competing for the CPU;
+``worker``: the ``worker`` setting the cell ran under)."""
 
 
 @dataclass
@@ -50,6 +52,9 @@ class ComplexityConfig:
     an ``oom`` / ``timeout`` as such without running them. ``min_fit_size``: fit slopes only over sizes ≥ this
     (None: all ok sizes). ``ratio_pairs``: [numerator, denominator] method pairs of the per-size ratio table.
     ``force``: recompute cells already in ``complexity.csv``. ``progress``: tqdm bar over the cells.
+    ``worker``: ``"method"`` (default) — one worker process measures a method's sizes one after another (torch, the
+    FLOP counter and the thread pools start once per method; the free C heap is trimmed before each cell's memory
+    reset) — or ``"cell"``: a fresh process per cell, the strictest isolation (nothing a previous cell left behind).
     """
 
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
@@ -72,6 +77,7 @@ class ComplexityConfig:
     ratio_pairs: list[list[str]] = field(default_factory=lambda: [["all2all", "styA2K"]])
     force: bool = False
     progress: bool = True
+    worker: str = "method"
 
     def __post_init__(self) -> None:
         """Coerce the YAML/CLI spellings ("a,b" lists, "256,512" sizes); range checks are in :func:`check_config`."""
@@ -145,6 +151,8 @@ def check_config(config: ComplexityConfig) -> dict[str, list[AttentionLayer]]:
         raise ComplexityError(f"device {config.device!r}: only cpu and cuda are supported")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ComplexityError(f"device {config.device!r}: CUDA is not available here")
+    if config.worker not in WORKER_MODES:
+        raise ComplexityError(f"worker must be one of {', '.join(WORKER_MODES)}, got {config.worker!r}")
     for pair in config.ratio_pairs:
         if len(pair) != 2:
             raise ComplexityError(f"every ratio pair needs [numerator, denominator], got {pair!r}")

@@ -2,8 +2,14 @@
 and FLOPs (see :mod:`harness.complexity` for the protocol)."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import math
+import re
+import statistics
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +17,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-import contextlib
-import gc
-import re
-import statistics
-import time
 
 from methods import create_method
 from metrics.timing import flop_counter, measure_latency
@@ -160,6 +160,15 @@ def _proc_status_kib(field_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _release_free_heap() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``), so that the RSS at the high-water reset
+    is the live set and a cell that follows a larger one in the same worker still sees its own growth."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: fresh workers (worker: cell) keep the cells apart instead
+        pass
+
+
 def _reset_peak_rss() -> bool:
     """Reset the resident-set high-water mark (VmHWM, and with it ru_maxrss) to the current RSS (Linux ≥ 4.0)."""
     try:
@@ -287,10 +296,11 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     notes = []
     if device.type == "cpu":
+        _release_free_heap()
         exact = _reset_peak_rss()
         baseline = (_proc_status_kib("VmRSS") or 0) / 1024
-        kind = ("cpu resident-set high-water growth (VmHWM after reset − VmRSS) over warm-up + timed runs, "
-                "fresh process" if exact else
+        kind = ("cpu resident-set high-water growth (VmHWM after reset − VmRSS, free heap trimmed) over warm-up + "
+                "timed runs" if exact else
                 "cpu peak RSS (ru_maxrss) growth over warm-up + timed runs (no HWM reset: 0 if under an earlier peak)")
     with _memory_cap(cell.max_memory_mib, device):  # the cap guards the measured forwards only
         timing = measure_latency(forward, warmup=cell.warmup, repeats=cell.repeats, device=device,

@@ -1,8 +1,10 @@
-"""The sweep: every (method, size, dtype) cell in its own worker, resumable, then slopes, ratios, tables and plots."""
+"""The sweep: every (method, size, dtype) cell in a worker process (one per method, or one per cell), resumable, then slopes, ratios, tables and plots."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -11,10 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-import os
 from datetime import datetime, timezone
-
 from tqdm import tqdm
 
 from ..atomic import write_json_atomic, write_text_atomic
@@ -25,7 +24,7 @@ from .config import COLUMNS, DONE_STATUSES, KEY, PRIME_SIZE, SKIPPED, Complexity
 from .layers import _eq15_columns, eq15_table
 from .measure import Cell
 from .report import write_summary
-from .worker import run_cell
+from .worker import CellWorker
 
 
 def _key(row: Mapping[str, Any]) -> tuple[str, int, str, str]:
@@ -78,7 +77,9 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
     cells = [(m, d, s) for m in config.methods for d in config.dtypes for s in sizes]
     failed: dict[tuple[str, str], tuple[str, int]] = {}
     computed = kept = skipped = 0
-    with tqdm(total=len(cells), desc="complexity", unit="cell", disable=not config.progress) as bar:
+    worker, worker_method = None, None
+    with contextlib.ExitStack() as stack, \
+            tqdm(total=len(cells), desc="complexity", unit="cell", disable=not config.progress) as bar:
         for method, dtype, size in cells:
             bar.set_postfix_str(f"{method} {size}² {dtype}")
             key = (method, size, dtype, device.type)
@@ -100,8 +101,12 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                 cell = Cell(method, size, dtype, config.device, config.repeats, config.warmup, config.batch_size,
                             config.seed, config.options_for(method), config.max_memory_mib, config.threads,
                             config.attention_repeats, config.count_flops)
+                if worker is None or config.worker == "cell" or worker_method != method:
+                    if worker is not None:
+                        worker.close()
+                    worker, worker_method = stack.enter_context(CellWorker(config.threads)), method
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-                row = {**base, "load_before": load, **run_cell(cell, config.max_seconds)}
+                row = {**base, "load_before": load, "worker": config.worker, **worker.run(cell, config.max_seconds)}
                 computed += 1
             if row["status"] in ("oom", "timeout") and (method, dtype) not in failed:
                 failed[(method, dtype)] = (row["status"], size)
@@ -125,7 +130,9 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
         "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "weights": "random (init='random', seeded): speed, memory and FLOPs do not depend on the values",
-        "protocol": (f"fresh worker process per cell; priming forward at {PRIME_SIZE}²; {config.warmup} warm-up + "
+        "protocol": (("one worker process per method, its sizes in turn (free heap trimmed before each memory "
+                      "reset)" if config.worker == "method" else "fresh worker process per cell")
+                     + f"; priming forward at {PRIME_SIZE}²; {config.warmup} warm-up + "
                      f"{config.repeats} timed forwards (median, p10, p90); {config.attention_repeats} extra hooked "
                      "forwards for the attention time; one FlopCounterMode forward; batch "
                      f"{config.batch_size}, square S×S content and style"),
