@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 import methods
-from harness import cli
 from harness.cli import main, parse_options, parse_value
 
 REPO = Path(__file__).resolve().parents[1]

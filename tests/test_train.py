@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -472,3 +473,22 @@ def test_training_image_listing(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "y.ppm")
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "z.tif")  # not a training suffix
     assert [p.name for p in list_training_images(tmp_path / "a", "content_dir")] == ["x.webp", "y.ppm"]
+
+
+def test_sample_grid_is_labelled_and_keeps_the_pixels(tmp_path):
+    """Rows content | style | output under a white band with a label over each column; the pixels below it are the
+    tensors' (to the uint8 step of harness.images.tensor_to_image), the output clamped to [0, 1]."""
+    from harness.train.state import SAMPLE_HEADER_PX, save_sample_grid
+
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(2, 3, 32, 40, generator=g), torch.rand(2, 3, 32, 40, generator=g)
+    output = torch.rand(2, 3, 32, 40, generator=g) * 1.4 - 0.2
+    path = save_sample_grid(tmp_path / "s.png", content, style, output, step=120, untrained=True)
+    grid = np.asarray(Image.open(path).convert("RGB")).astype(np.float64) / 255.0
+    assert grid.shape == (SAMPLE_HEADER_PX + 2 * 32, 3 * 40, 3)
+    header, body = grid[:SAMPLE_HEADER_PX], grid[SAMPLE_HEADER_PX:]
+    for column in range(3):  # some dark text over each column, white elsewhere
+        band = header[:, column * 40:(column + 1) * 40]
+        assert (band < 0.5).any() and (band > 0.99).mean() > 0.6
+    expected = torch.cat([torch.cat([content[i], style[i], output[i].clamp(0, 1)], dim=2) for i in range(2)], dim=1)
+    assert np.abs(body - expected.permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6  # the uint8 quantisation

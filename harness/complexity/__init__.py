@@ -3,9 +3,10 @@
 One *cell* = (method, size S, dtype): square S×S content and style, batch ``batch_size``, random weights
 (``init="random"``: speed and memory do not depend on the values). Cells run in a **worker subprocess**
 (``python -m harness.complexity.worker``, :class:`CellWorker`) so that an out-of-memory crash cannot take the sweep
-down: by default one worker per method measures its sizes in ascending order (torch, the FLOP counter and the
-thread pools start once; ``worker: cell`` starts a fresh process per cell instead, the strictest isolation). Inside
-the worker (:func:`measure_cell`):
+down: one worker per method measures its sizes in ascending order (``worker: method``; torch, the FLOP counter and
+the thread pools start once), or a fresh process per cell (``worker: cell``), the strictest isolation; ``auto``
+(default) picks ``method`` on CUDA and ``cell`` on the CPU, whose resident-set memory measure depends on what earlier
+cells left mapped (see :class:`ComplexityConfig`). Inside the worker (:func:`measure_cell`):
 
 1. build the method and the seeded inputs; run one *priming* forward at a small size (thread pools, allocator
    arenas and kernel caches exist before anything is measured or capped);

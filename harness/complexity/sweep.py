@@ -101,12 +101,12 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                 cell = Cell(method, size, dtype, config.device, config.repeats, config.warmup, config.batch_size,
                             config.seed, config.options_for(method), config.max_memory_mib, config.threads,
                             config.attention_repeats, config.count_flops)
-                if worker is None or config.worker == "cell" or worker_method != method:
+                if worker is None or config.worker_mode == "cell" or worker_method != method:
                     if worker is not None:
                         worker.close()
                     worker, worker_method = stack.enter_context(CellWorker(config.threads)), method
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-                row = {**base, "load_before": load, "worker": config.worker, **worker.run(cell, config.max_seconds)}
+                row = {**base, "load_before": load, "worker": config.worker_mode, **worker.run(cell, config.max_seconds)}
                 computed += 1
             if row["status"] in ("oom", "timeout") and (method, dtype) not in failed:
                 failed[(method, dtype)] = (row["status"], size)
@@ -131,7 +131,7 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "weights": "random (init='random', seeded): speed, memory and FLOPs do not depend on the values",
         "protocol": (("one worker process per method, its sizes in turn (free heap trimmed before each memory "
-                      "reset)" if config.worker == "method" else "fresh worker process per cell")
+                      "reset)" if config.worker_mode == "method" else "fresh worker process per cell")
                      + f"; priming forward at {PRIME_SIZE}²; {config.warmup} warm-up + "
                      f"{config.repeats} timed forwards (median, p10, p90); {config.attention_repeats} extra hooked "
                      "forwards for the attention time; one FlopCounterMode forward; batch "

@@ -105,6 +105,15 @@ def attention_figure(
     for ax in axes[1:]:
         ax.set_xlim(0, w_img)
         ax.set_ylim(h_img, 0)
+    key = ["red circle: the content point"]
+    if maps.block_side is not None:
+        key.append("dashed red square: its content block")
+    if maps.da_scores is not None:
+        key.append("white lines: the style block grid")
+    if maps.pa_fine is not None:
+        key.append(f"cyan square: the {'block PA chose' if maps.pa_step1 else 'same-location block'}")
+    key.append("colour: attention weight (scale under each panel)")
+    fig.supxlabel("; ".join(key), fontsize=6)
     fig.suptitle(f"{maps.layer}: attention of one content point"
                  + (f" (block side {maps.block_side})" if maps.block_side else "")
                  + (f" — {UNTRAINED_MARK} {untrained}: the mechanism, not a trained model" if untrained else ""),

@@ -32,7 +32,8 @@ Outputs in ``out``:
   ``latest_net_decoder.pth`` (state dicts of ``model.A2K``, ``model.transform``, ``model.decoder``);
 * ``loss_log.csv``: one row per step, ``step, epoch, lr, <terms>, loss`` (``step`` = optimiser steps done,
   ``epoch`` 1-based, floats written with ``repr`` so equal values give equal text);
-* ``samples/step_000123.png``: content | style | output (clamped) for the first ≤ 4 pairs of the batch.
+* ``samples/step_000123.png``: content | style | output (clamped) for the first ≤ 4 pairs of the batch, under a band
+  naming the columns and the step (a † where the encoder is random).
 
 Every file is written atomically (:mod:`harness.atomic`).
 

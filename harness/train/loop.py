@@ -370,7 +370,8 @@ class _Trainer:
             with torch.no_grad(), _autocast(plan.config.amp, plan.device):
                 n = min(4, content.shape[0])
                 output = self.built.model(content[:n], style[:n]).float()
-            save_sample_grid(plan.out / SAMPLES_DIR / f"step_{step:06d}.png", content[:n], style[:n], output)
+            save_sample_grid(plan.out / SAMPLES_DIR / f"step_{step:06d}.png", content[:n], style[:n], output,
+                             step=step, untrained=self.built.untrained_encoder)
         if step % plan.recipe.checkpoint_every == 0 or step == plan.total_steps:
             self.sync_skipped()
             if not self.weights_finite():  # every rank holds the same weights, so every rank stops here

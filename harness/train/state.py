@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from ..atomic import write_text_atomic
-from ..images import save_image
+from ..images import save_image, tensor_to_image
 
 
 class LossLog:
@@ -61,11 +62,29 @@ class LossLog:
             self._fh = None
 
 
-def save_sample_grid(path: Path, content: Tensor, style: Tensor, output: Tensor) -> Path:
-    """A PNG grid: one row per pair (≤ 4), columns content | style | output (clamped to [0, 1])."""
+SAMPLE_HEADER_PX = 18
+"""Height of the label band over a sample grid's columns."""
+
+
+def save_sample_grid(path: Path, content: Tensor, style: Tensor, output: Tensor, step: int | None = None,
+                     untrained: bool = False) -> Path:
+    """A PNG grid: one row per pair (≤ 4), columns content | style | output (clamped to [0, 1]), under a white band
+    labelling the columns (``step``: the training step, named over the outputs; ``untrained``: a † note that the
+    encoder is random). Tensors: [B, 3, H, W] in [0, 1]."""
     n = min(4, content.shape[0])
     rows = [torch.cat([content[i], style[i], output[i].clamp(0.0, 1.0)], dim=2) for i in range(n)]
-    return save_image(torch.cat(rows, dim=1).float().cpu(), path)
+    grid = torch.cat(rows, dim=1).float().cpu()
+    width = content.shape[-1]
+    header = Image.new("RGB", (grid.shape[-1], SAMPLE_HEADER_PX), "white")
+    draw = ImageDraw.Draw(header)
+    output_label = "output" + (f", step {step}" if step is not None else "") + (" †" if untrained else "")
+    for column, label in enumerate(("content", "style", output_label)):
+        draw.text((column * width + 3, 3), label, fill="black")
+    body = tensor_to_image(grid)
+    canvas = Image.new("RGB", (body.width, body.height + SAMPLE_HEADER_PX), "white")
+    canvas.paste(header, (0, 0))
+    canvas.paste(body, (0, SAMPLE_HEADER_PX))
+    return save_image(canvas, path)
 
 
 def rng_state() -> dict[str, Any]:
