@@ -15,7 +15,7 @@ from methods.errors import InputError, OptionError, SettingsMessage, UnknownMeth
 __all__ = [
     "EXIT_USAGE", "EXPECTED_ERRORS", "ComplexityError", "ConfigError", "DiskFullError", "FlowFileError", "ImageError",
     "ImageWarning", "RunError", "SettingsMessage", "StudyError", "TableError", "TrainingDivergedError", "UnwritableError",
-    "VideoError", "VotesError", "format_error", "write_failed",
+    "SurveyError", "VideoError", "VotesError", "format_error", "write_failed",
 ]
 
 EXIT_USAGE = 2
@@ -72,6 +72,11 @@ class VotesError(ValueError):
     """A votes file that cannot be read at all (missing, empty, wrong header); one line naming the file."""
 
 
+class SurveyError(ValueError):
+    """A survey that cannot be created, loaded or served (a run without outputs, a bad survey.yaml, an unusable
+    database URL): one line naming the file or setting."""
+
+
 class FlowFileError(InputError):
     """A missing, truncated or malformed ``.flo`` file; one line naming the file."""
 
@@ -115,6 +120,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     StudyError,
     TableError,
     VotesError,
+    SurveyError,
 )
 
 

@@ -25,6 +25,7 @@ from .common import PROG, CLIError, _fill, _HelpFormatter, parse_options, parse_
 from .listing import add_methods_parser
 from .run import add_merge_parser, add_report_parser, add_run_parser, add_table_parser, add_tally_parser
 from .study import add_study_parser
+from .survey import add_survey_parser
 from .stylize import add_stylize_parser
 from .train import add_train_parser
 from .video import add_video_parser
@@ -39,6 +40,7 @@ COMMANDS: list[Callable[[Any], argparse.ArgumentParser]] = [
     add_report_parser,
     add_merge_parser,
     add_tally_parser,
+    add_survey_parser,
     add_train_parser,
     add_study_parser,
     add_video_parser,

@@ -1,8 +1,6 @@
 """Paper Figs. 9 and 10 (method and ablation comparison grids) and Fig. 11 (style interpolation)."""
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -12,9 +10,9 @@ from matplotlib.figure import Figure
 
 from methods import InputError, Method
 
-from ..demo import demo_content, demo_styles
-from ..images import list_images, load_image, load_image_tensor
+from ..images import load_image, load_image_tensor
 from ..errors import ImageError, RunError
+from ..run_inputs import read_run, run_input_paths
 from ._common import (PathLike, ImageInput, Stylizer, UNTRAINED_MARK, UNTRAINED_NOTE, CELL_INCHES, method_label,
     _as_array, _load, _image_cell, _image_figure, _flag_title, _truthy)
 
@@ -80,33 +78,6 @@ def comparison_grid(
     return fig
 
 
-def _run_tables(run_dir: Path) -> tuple[list[dict[str, str]], dict]:
-    """Rows of ``metrics.csv`` (as strings) and the manifest (or {})."""
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no metrics.csv (is it a run directory? shards are combined by harness.rundir.merge_shards)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("method") and r.get("style")]
-    manifest_path = run_dir / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    except (OSError, ValueError):
-        manifest = {}
-    return rows, manifest
-
-
-def _input_paths(config: Mapping) -> dict[str, dict[str, Path]]:
-    """File name → path of the run's content and style images (the embedded demo set when none were given)."""
-    out: dict[str, dict[str, Path]] = {}
-    for role, demo in (("content", demo_content), ("style", demo_styles)):
-        try:
-            paths = list_images(config[role]) if config.get(role) else demo()
-        except (ImageError, OSError, TypeError):
-            paths = []
-        out[role] = {p.name: p for p in paths}
-    return out
-
-
 def _stem(name: str) -> str:
     return Path(name).stem
 
@@ -127,7 +98,7 @@ def comparison_grid_from_run(
     ``pairs``: ``"<content stem>__<style stem>"`` strings or (content, style) names / stems, in the order shown.
     """
     run_dir = Path(run_dir)
-    rows, manifest = _run_tables(run_dir)
+    rows, manifest = read_run(run_dir)
     config = manifest.get("config", {})
     order = [m for m in config.get("methods", []) if any(r["method"] == m for r in rows)]
     order += [m for m in dict.fromkeys(r["method"] for r in rows) if m not in order]
@@ -150,7 +121,7 @@ def comparison_grid_from_run(
         run_pairs = run_pairs[:max_rows]
     if not run_pairs or not order:
         raise RunError(f"{run_dir}: metrics.csv lists no stylised pairs")
-    sources = _input_paths(config)
+    sources = run_input_paths(config)
     absent = run_dir / ".inputs-not-found"  # an input the run's sources no longer hold: drawn as "missing"
     grid_rows = [(sources["content"].get(c, absent / c), sources["style"].get(s, absent / s)) for c, s in run_pairs]
     untrained = {m for m in order if any(r["method"] == m and _truthy(r.get("untrained", "")) for r in rows)}
