@@ -29,6 +29,8 @@ __all__ = [
     "chi_square_uniform",
     "holm_adjust",
     "pairwise_binomial",
+    "participant_bootstrap",
+    "position_bias",
     "tally",
     "votes_frame",
     "wilson_interval",
@@ -40,6 +42,8 @@ QUESTIONS: tuple[str, ...] = ("content", "style", "overall")
 TALLY_COLUMNS = ["question", "method", "votes", "total", "share", "ci_low", "ci_high"]
 CHI2_COLUMNS = ["question", "methods", "total", "statistic", "dof", "p_value"]
 PAIR_COLUMNS = ["question", "method_a", "method_b", "votes_a", "votes_b", "n", "p_value", "p_holm"]
+BOOTSTRAP_COLUMNS = ["question", "method", "share", "boot_low", "boot_high", "participants", "resamples"]
+POSITION_COLUMNS = ["question", "position", "votes", "total", "share", "ci_low", "ci_high", "p_uniform"]
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,68 @@ def pairwise_binomial(votes: pd.DataFrame, methods: Sequence[str] | None = None)
     return out.astype(
         {"votes_a": "int64", "votes_b": "int64", "n": "int64", "p_value": "float64", "p_holm": "float64"}
     )
+
+
+def participant_bootstrap(votes: pd.DataFrame, methods: Sequence[str] | None = None, resamples: int = 2000,
+                          confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per (question, method): the share of votes with a **participant-level** percentile bootstrap interval —
+    ``question, method, share, boot_low, boot_high, participants, resamples``.
+
+    Votes of one participant are not independent (one taste drives all their answers), which the Wilson interval of
+    :func:`tally` assumes; here participants are resampled with replacement (each resample draws as many participants
+    as voted on the question, by multinomial weights) and the share is recomputed as Σ votes / Σ answers of the drawn
+    participants. Needs a ``participant`` column. Seeded: the same votes and seed give the same interval."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be ≥ 1, got {resamples}")
+    if "participant" not in votes.columns:
+        raise ValueError("a participant-level bootstrap needs the votes' participant column")
+    frame, method_order, question_order = _prepare(votes, methods)
+    frame["participant"] = votes["participant"].astype(str).to_numpy(dtype=object)
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - confidence) / 2.0
+    rows = []
+    for q in question_order:
+        block = frame[frame["question"] == q]
+        counts = pd.crosstab(block["participant"], block["method"]).reindex(columns=method_order, fill_value=0)
+        matrix = counts.to_numpy(dtype=np.float64)  # [participants, methods]
+        answers = matrix.sum(axis=1)
+        n = matrix.shape[0]
+        share = matrix.sum(axis=0) / answers.sum()
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)  # [resamples, n]
+        shares = (weights @ matrix) / (weights @ answers)[:, None]
+        low, high = np.quantile(shares, [tail, 1.0 - tail], axis=0)
+        rows += [(q, m, float(share[i]), float(low[i]), float(high[i]), n, resamples)
+                 for i, m in enumerate(method_order)]
+    return pd.DataFrame(rows, columns=BOOTSTRAP_COLUMNS)
+
+
+def position_bias(votes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (question, on-screen position): the share of votes cast for whatever method stood there —
+    ``question, position, votes, total, share, ci_low, ci_high, p_uniform`` (Wilson interval; ``p_uniform``: the
+    question's chi-square test of the position counts against a uniform split). With methods shuffled per screen,
+    a fair study gives ≈ 1/k everywhere; a high share at position 1 is a primacy bias. Needs a ``position`` column
+    (1-based; the survey's ``votes_detail.csv`` has it)."""
+    from scipy import stats
+
+    if "position" not in votes.columns or "question" not in votes.columns:
+        raise ValueError("position bias needs the votes' question and position columns (votes_detail.csv)")
+    positions = pd.to_numeric(votes["position"], errors="coerce")
+    if positions.isna().any() or (positions < 1).any():
+        raise ValueError("positions must be integers ≥ 1")
+    frame = pd.DataFrame({"question": votes["question"].astype(str).str.casefold(), "position": positions.astype(int)})
+    k = int(frame["position"].max()) if len(frame) else 0
+    rows = []
+    present = list(dict.fromkeys(frame["question"]))
+    for q in [q for q in QUESTIONS if q in present] + [q for q in present if q not in QUESTIONS]:
+        counts = np.bincount(frame.loc[frame["question"] == q, "position"], minlength=k + 1)[1:]
+        total = int(counts.sum())
+        p = float(stats.chisquare(counts).pvalue) if k >= 2 and total else math.nan
+        for position, c in enumerate(counts, start=1):
+            low, high = wilson_interval(int(c), total, confidence)
+            rows.append((q, position, int(c), total, c / total if total else math.nan, low, high, p))
+    return pd.DataFrame(rows, columns=POSITION_COLUMNS)
 
 
 # --------------------------------------------------------------------------- metric-like accumulator

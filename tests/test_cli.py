@@ -310,7 +310,7 @@ def test_help_and_usage_errors_import_no_torch(tmp_path):
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("sizee: 3\n")
     commands = [["--help"], *([name, "--help"] for name in ("methods", "stylize", "run", "table", "report", "merge",
-                                                             "tally", "train", "study", "video")),
+                                                             "tally", "survey", "train", "study", "video")),
                 ["run", "--size", "-3"], ["run"], ["run", "--methods", "adain", "--config", str(bad_config)]]
     script = (
         "import contextlib, io, json, sys\n"
@@ -325,5 +325,5 @@ def test_help_and_usage_errors_import_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     report = __import__("json").loads(result.stdout.strip().splitlines()[-1])
-    assert report["codes"] == [0] * 11 + [2, 2, 2]
+    assert report["codes"] == [0] * 12 + [2, 2, 2]
     assert report["heavy"] == []

@@ -295,3 +295,78 @@ def test_preference_tally_accumulates(votes_30_15_5):
     with pytest.raises(ValueError, match="unknown method"):
         metric.update(pd.DataFrame({"question": ["overall"], "method": ["Z"]}))
     assert metric.config()["interval"] == "wilson"
+
+
+# --------------------------------------------------------------------------- participant bootstrap, position bias
+def _clustered_votes(participants: int = 30, per_participant: int = 20, seed: int = 1) -> pd.DataFrame:
+    """Every participant votes for one favourite method on all their groups (maximally clustered)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(participants):
+        favourite = ["a", "b", "c"][rng.integers(3)]
+        rows += [{"participant": f"p{p}", "group": f"g{g}", "question": "overall", "method": favourite}
+                 for g in range(per_participant)]
+    return pd.DataFrame(rows)
+
+
+def test_participant_bootstrap_matches_a_loop_over_resampled_participants():
+    from metrics.preference import participant_bootstrap
+
+    votes = _clustered_votes(participants=12, per_participant=5)
+    votes.loc[votes.index[::7], "method"] = "b"  # not fully clustered
+    result = participant_bootstrap(votes, methods=["a", "b", "c"], resamples=300, seed=4).set_index("method")
+    rng = np.random.default_rng(4)  # the same draws, spelt out: participants drawn with replacement, one by one
+    participants = list(dict.fromkeys(votes["participant"]))
+    weights = rng.multinomial(len(participants), np.full(len(participants), 1 / len(participants)), size=300)
+    shares = {m: [] for m in "abc"}
+    for draw in weights:
+        picked = [p for p, times in zip(sorted(participants), draw) for _ in range(times)]
+        chosen = pd.concat([votes[votes["participant"] == p] for p in picked])
+        for m in "abc":
+            shares[m].append((chosen["method"] == m).sum() / len(chosen))
+    for m in "abc":
+        assert result.loc[m, "boot_low"] == pytest.approx(np.quantile(shares[m], 0.025), abs=1e-12)
+        assert result.loc[m, "boot_high"] == pytest.approx(np.quantile(shares[m], 0.975), abs=1e-12)
+        assert result.loc[m, "share"] == pytest.approx((votes["method"] == m).mean())
+    assert (result["participants"] == 12).all()
+
+
+def test_clustered_votes_get_a_wider_interval_than_wilson():
+    from metrics.preference import participant_bootstrap
+
+    votes = _clustered_votes()
+    wilson = tally(votes, methods=["a", "b", "c"]).set_index("method")
+    boot = participant_bootstrap(votes, methods=["a", "b", "c"], seed=0).set_index("method")
+    for m in "abc":  # 20 identical votes per participant: the effective sample is 30, not 600 (√20 ≈ 4.5× wider)
+        assert (boot.loc[m, "boot_high"] - boot.loc[m, "boot_low"]) > 3 * (wilson.loc[m, "ci_high"] -
+                                                                           wilson.loc[m, "ci_low"])
+    again = participant_bootstrap(votes, methods=["a", "b", "c"], seed=0)
+    assert again.equals(participant_bootstrap(votes, methods=["a", "b", "c"], seed=0))
+
+
+def test_position_bias_counts_by_hand():
+    from metrics.preference import position_bias
+
+    detail = pd.DataFrame({"question": ["overall"] * 6 + ["style"] * 3, "position": [1, 1, 1, 1, 2, 3, 1, 2, 3]})
+    table = position_bias(detail).set_index(["question", "position"])
+    assert table.loc[("overall", 1), "votes"] == 4 and table.loc[("overall", 1), "share"] == pytest.approx(4 / 6)
+    assert table.loc[("style", 2), "share"] == pytest.approx(1 / 3)
+    # chi-square of [4, 1, 1] against 2 each: (4 + 1 + 1) / 2 = 3 on 2 dof → p = exp(-3/2)
+    assert table.loc[("overall", 1), "p_uniform"] == pytest.approx(math.exp(-1.5))
+    assert table.loc[("style", 1), "p_uniform"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="position"):
+        position_bias(detail.drop(columns="position"))
+
+
+def test_tally_command_writes_bootstrap_positions_and_figure(tmp_path, capsys):
+    from harness.cli import main
+
+    votes = _clustered_votes(participants=6, per_participant=3)
+    votes[["participant", "group", "question", "method"]].to_csv(tmp_path / "votes.csv", index=False)
+    votes.assign(position=[1 + i % 3 for i in range(len(votes))]).to_csv(tmp_path / "detail.csv", index=False)
+    assert main(["tally", str(tmp_path / "votes.csv"), "--positions", str(tmp_path / "detail.csv"), "--bootstrap",
+                 "200", "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "tally.csv")
+    assert {"boot_low", "boot_high", "participants", "ci_low"} <= set(written.columns)
+    assert (tmp_path / "out" / "positions.csv").is_file() and (tmp_path / "out" / "preference.png").stat().st_size
+    assert "positions:" in capsys.readouterr().out

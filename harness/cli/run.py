@@ -14,7 +14,7 @@ from ..config import check_keys, check_type, listify, load_yaml_mapping
 from ..errors import ConfigError
 from ..run_settings import KNOWN_METRICS, RUN_SETTINGS, parse_shard
 from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
-    existing_path, parse_options, positive_int)
+    existing_path, non_negative_int, parse_options, positive_int)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -236,36 +236,63 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def add_tally_parser(subparsers) -> argparse.ArgumentParser:
     parser = add_parser(
-        subparsers, "tally", help="user-study votes → shares with 95%% Wilson intervals and tests",
+        subparsers, "tally", help="user-study votes → shares with 95%% intervals, tests, position bias, a figure",
         description="Read a votes CSV (participant,group,question,method; question in content/style/overall) and "
-                    "print, per question, each method's share of the votes with its 95% Wilson interval, a "
+                    "print, per question, each method's share of the votes with its 95% Wilson interval and a "
+                    "participant-level bootstrap interval (votes of one participant are not independent), a "
                     "chi-square test against the uniform split and pairwise exact binomial tests (Holm-adjusted). "
+                    "With --positions (a survey's votes_detail.csv) also the share of votes by on-screen position. "
                     "Invalid rows (unknown method, wrong question, duplicate vote) are listed with line numbers.",
-        examples=[f"{PROG} tally votes.csv", f"{PROG} tally votes.csv --methods styA2K,adain,all2all --out results/study"],
+        examples=[f"{PROG} tally votes.csv", f"{PROG} tally votes.csv --methods styA2K,adain,all2all --out results/study",
+                  f"{PROG} tally votes.csv --positions votes_detail.csv --out results/study"],
     )
     parser.add_argument("votes", type=Path, metavar="VOTES.csv")
     parser.add_argument("--methods", type=comma_list, default=None, help="the compared methods (others are invalid)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for tally.csv, chi_square.csv, pairwise.csv")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for tally.csv, chi_square.csv, pairwise.csv (positions.csv) and preference.png/pdf")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=2000,
+                        help="participant-level bootstrap resamples (default 2000; 0: none)")
+    parser.add_argument("--positions", type=Path, default=None, metavar="DETAIL.csv",
+                        help="votes with a position column (`survey export` writes votes_detail.csv): position bias")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.set_defaults(handler=cmd_tally)
     return parser
 
 
 def cmd_tally(args: argparse.Namespace) -> int:
-    from metrics.preference import chi_square_uniform, pairwise_binomial, tally
+    import pandas as pd
+
+    from metrics.preference import chi_square_uniform, pairwise_binomial, participant_bootstrap, position_bias, tally
 
     from ..io import read_votes
 
     votes, problems = read_votes(args.votes, methods=args.methods)
     for problem in problems:
         print(f"warning: {args.votes}: {problem}", file=sys.stderr)
-    tables = {"tally": tally(votes, methods=args.methods), "chi_square": chi_square_uniform(votes, methods=args.methods),
+    shares = tally(votes, methods=args.methods)
+    if args.bootstrap and len(votes):
+        boot = participant_bootstrap(votes, methods=args.methods, resamples=args.bootstrap, seed=args.seed)
+        shares = shares.merge(boot[["question", "method", "boot_low", "boot_high", "participants"]],
+                              on=["question", "method"], how="left")
+    tables = {"tally": shares, "chi_square": chi_square_uniform(votes, methods=args.methods),
               "pairwise": pairwise_binomial(votes, methods=args.methods)}
+    if args.positions is not None:
+        existing_path(args.positions, "--positions")
+        try:
+            tables["positions"] = position_bias(pd.read_csv(args.positions))
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise CLIError(f"--positions {args.positions}: {' '.join(str(exc).split())}") from None
     for name, frame in tables.items():
         print(f"\n{name}:\n{frame.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
     if args.out:
+        from ..figures import preference_figure, save_figure
+
         args.out.mkdir(parents=True, exist_ok=True)
         for name, frame in tables.items():
             frame.to_csv(args.out / f"{name}.csv", index=False)
-        print(f"\nwrote {args.out}/tally.csv, chi_square.csv, pairwise.csv")
+        written = [f"{name}.csv" for name in tables]
+        if len(votes):
+            written += [p.name for p in save_figure(preference_figure(shares), args.out / "preference")]
+        print(f"\nwrote {args.out}/: {', '.join(written)}")
     print(f"\n{len(votes)} valid votes, {len(problems)} invalid row(s)")
     return 0

@@ -27,7 +27,8 @@ from ..errors import RunError
 from ..tables import METRIC_LABELS, MetricSpec, aggregate
 from ._common import (ABLATION_LABELS, FIGURE_KINDS, METHOD_LABELS, PathLike, _read_frame, method_label, save_figure)
 from .attention import attention_figure
-from .charts import COMPLEXITY_QUANTITIES, loss_curves, metric_bars, moving_average, plot_complexity, plot_per_frame_error
+from .charts import (COMPLEXITY_QUANTITIES, loss_curves, metric_bars, moving_average, plot_complexity,
+                     plot_per_frame_error, preference_figure)
 from .grids import comparison_grid, comparison_grid_from_run, interpolation_grid, interpolation_strip
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "METHOD_LABELS",
     "attention_figure",
     "comparison_grid",
+    "preference_figure",
     "comparison_grid_from_run",
     "interpolation_grid",
     "interpolation_strip",

@@ -282,3 +282,41 @@ def plot_complexity(df: pd.DataFrame, slopes: pd.DataFrame, out_stem: str | os.P
         save_figure(fig, out_stem, clear=False)
     return fig
 
+
+
+# ---------------------------------------------------------------------------------------------------- user study
+def preference_figure(shares: pd.DataFrame, labels: Mapping[str, str] | None = None, title: str | None = None
+                      ) -> Figure:
+    """One subplot per question, one bar per method: its share of the votes (%) with an interval — the
+    participant-level bootstrap (``boot_low`` / ``boot_high``, :func:`metrics.preference.participant_bootstrap`)
+    where ``shares`` has it, else the Wilson interval (``ci_low`` / ``ci_high``, :func:`metrics.preference.tally`);
+    a dashed line marks the uniform share 1/k. ``shares``: either table, or both merged on (question, method)."""
+    missing = [c for c in ("question", "method", "share") if c not in shares.columns]
+    if missing:
+        raise TableError(f"the vote shares lack the column(s) {', '.join(missing)} (expected tally output)")
+    bootstrap = {"boot_low", "boot_high"} <= set(shares.columns)
+    low_col, high_col = ("boot_low", "boot_high") if bootstrap else ("ci_low", "ci_high")
+    questions = list(dict.fromkeys(shares["question"]))
+    methods = list(dict.fromkeys(shares["method"]))
+    fig = Figure(figsize=(max(3.0, 0.5 * len(methods) + 1.2) * len(questions), 3.3), layout="constrained")
+    axes = fig.subplots(1, len(questions), squeeze=False, sharey=True)[0]
+    x = np.arange(len(methods))
+    for ax, question in zip(axes, questions):
+        block = shares[shares["question"] == question].set_index("method").reindex(methods)
+        share = block["share"].to_numpy(dtype=float) * 100
+        error = np.nan_to_num(np.vstack([share - block[low_col].to_numpy(dtype=float) * 100,
+                                         block[high_col].to_numpy(dtype=float) * 100 - share]).clip(min=0))
+        ax.bar(x, np.nan_to_num(share), yerr=error, capsize=3, color=[f"C{i % 10}" for i in range(len(methods))],
+               edgecolor="black", linewidth=0.6)
+        ax.axhline(100 / len(methods), color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(question, fontsize=9)
+        ax.set_xticks(x, [method_label(m, labels) for m in methods], rotation=30, ha="right", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("share of votes (%)", fontsize=8)
+    note = (("error bars: 95 % participant-level bootstrap interval" if bootstrap else
+             "error bars: 95 % Wilson interval (assumes independent votes)") + "; dashed: uniform share 1/k")
+    fig.supxlabel(textwrap.fill(note, width=max(30, int(fig.get_figwidth() * 72 / 3.9))), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
