@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 
-from .definition import IMAGES_DIR, load_survey, participant_plan, participant_seed
+from .definition import IMAGES_DIR, SurveyDefinition, load_survey, participant_plan, participant_seed
 from .export import votes_csv_text
 from .store import SurveyStore, default_database_url
 
@@ -38,56 +38,40 @@ class _BadRequest(Exception):
         self.status = status
 
 
-def create_app(survey_dir: str | Path, database_url: str | None = None, admin_token: str | None = None) -> Flask:
-    """The app of the survey in ``survey_dir`` (``survey.yaml`` + ``images/``); votes go to ``database_url``
-    (default: SQLite ``survey_dir/votes.db``). ``admin_token``: required by the admin routes (default: a random
-    one, in ``app.config["ADMIN_TOKEN"]``)."""
-    survey_dir = Path(survey_dir)
-    definition = load_survey(survey_dir)
-    store = SurveyStore(database_url or default_database_url(survey_dir))
-    app = Flask(__name__, static_folder=None)
-    app.config.update(ADMIN_TOKEN=admin_token or secrets.token_urlsafe(16), SURVEY=definition, STORE=store,
-                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)
-    page = resources.files(__package__).joinpath("participant.html").read_text(encoding="utf-8")
-    images = (survey_dir / IMAGES_DIR).resolve()
-    plan = lru_cache(maxsize=4096)(lambda seed: participant_plan(definition, seed))
+class _Survey:
+    """What the routes share: the definition, the store, the participants' plans, and the rules of an answer."""
 
-    @app.errorhandler(_BadRequest)
-    def bad_request(exc: _BadRequest):
-        return jsonify(error=str(exc)), exc.status
+    def __init__(self, definition: SurveyDefinition, store: SurveyStore) -> None:
+        self.definition, self.store = definition, store
+        self.plan = lru_cache(maxsize=4096)(lambda seed: participant_plan(definition, seed))
 
-    @app.errorhandler(413)
-    def too_large(_exc):
-        return jsonify(error="request too large"), 413
-
+    @staticmethod
     def given_pid(body: dict[str, Any] | None = None) -> str | None:
-        pid = (body or {}).get("pid") if body is not None else request.args.get("pid")
+        pid = body.get("pid") if body is not None else request.args.get("pid")
         pid = pid if pid is not None else request.cookies.get(COOKIE)
         if pid is not None and (not isinstance(pid, str) or not PID_PATTERN.fullmatch(pid)):
             raise _BadRequest("pid must be 1–64 letters, digits or _.:- characters")
         return pid
 
-    def json_body() -> dict[str, Any]:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise _BadRequest("expected a JSON object body")
-        return body
-
-    def known(pid: str | None):
+    def participant(self, pid: str | None):
         if pid is None:
             raise _BadRequest("no pid: open the page from its link (?pid=...) first")
-        participant = store.participant(pid, participant_seed(definition, pid))
-        return participant
+        return self.store.participant(pid, participant_seed(self.definition, pid))
 
-    def state(participant) -> dict[str, Any]:
-        screens = plan(participant.seed)
-        answered = store.answered_screens(participant.id)
-        done = {i for i, a in answered.items() if len(a) == len(definition.questions)}
+    def next_screen(self, participant) -> int | None:
+        answered = self.store.answered_screens(participant.id)
+        done = {i for i, a in answered.items() if len(a) == len(self.definition.questions)}
+        return next((i for i in range(len(self.plan(participant.seed))) if i not in done), None)
+
+    def state(self, participant) -> dict[str, Any]:
+        """What the page shows next: consent, a screen (images by opaque URL, results by slot) or the code."""
+        definition, screens = self.definition, self.plan(participant.seed)
         base = {"pid": participant.pid, "title": definition.title, "total": len(screens),
                 "consented": participant.consented_at is not None}
-        upcoming = next((i for i in range(len(screens)) if i not in done), None)
+        upcoming = self.next_screen(participant)
         if upcoming is None:
-            return {**base, "done": True, "code": store.complete(participant.id), "completion": definition.completion}
+            return {**base, "done": True, "code": self.store.complete(participant.id),
+                    "completion": definition.completion}
         if not base["consented"]:
             return {**base, "done": False, "consent": definition.consent, "instructions": definition.instructions}
         screen = screens[upcoming]
@@ -97,44 +81,19 @@ def create_app(survey_dir: str | Path, database_url: str | None = None, admin_to
                 "content": f"img/{group.content}", "style": f"img/{group.style}",
                 "options": [f"img/{group.outputs[m]}" for m in screen.methods]}
 
-    def respond(payload: dict[str, Any]) -> Response:
-        response = jsonify(payload)
-        response.set_cookie(COOKIE, payload["pid"], max_age=60 * 60 * 24 * 60, samesite="Lax", httponly=True)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.get("/")
-    def index():
-        return Response(page, mimetype="text/html", headers={"Cache-Control": "no-store"})
-
-    @app.get("/api/state")
-    def api_state():
-        pid = given_pid() or secrets.token_hex(8)
-        return respond(state(known(pid)))
-
-    @app.post("/api/consent")
-    def api_consent():
-        participant = known(given_pid(json_body()))
-        store.consent(participant.pid)
-        return respond(state(store.participant(participant.pid, participant.seed)))
-
-    @app.post("/api/answer")
-    def api_answer():
-        body = json_body()
-        participant = known(given_pid(body))
+    def answer(self, participant, body: dict[str, Any]) -> None:
+        """Check one screen's answers (4xx naming the problem) and store them, slots mapped to methods."""
         if participant.consented_at is None:
             raise _BadRequest("consent first (POST api/consent)", 409)
-        screens = plan(participant.seed)
+        screens = self.plan(participant.seed)
         index = body.get("screen")
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(screens):
             raise _BadRequest(f"screen must be an integer in 0..{len(screens) - 1}")
-        answered = store.answered_screens(participant.id)
-        complete = {i for i, a in answered.items() if len(a) == len(definition.questions)}
-        upcoming = next((i for i in range(len(screens)) if i not in complete), len(screens))
+        upcoming = self.next_screen(participant)
+        upcoming = len(screens) if upcoming is None else upcoming
         if index > upcoming:
             raise _BadRequest(f"screen {index} is not reached yet (the next one is {upcoming})", 409)
-        answers = body.get("answers")
-        expected = [q.id for q in definition.questions]
+        answers, expected = body.get("answers"), [q.id for q in self.definition.questions]
         if not isinstance(answers, dict) or sorted(answers) != sorted(expected):
             raise _BadRequest(f"answers must give one slot for each question: {', '.join(expected)}")
         screen = screens[index]
@@ -147,9 +106,74 @@ def create_app(survey_dir: str | Path, database_url: str | None = None, admin_to
         if response_ms is not None and (isinstance(response_ms, bool) or not isinstance(response_ms, (int, float))
                                         or not 0 <= response_ms < 1e9):
             raise _BadRequest("response_ms must be a non-negative number of milliseconds")
-        store.record(participant.id, index, definition.groups[screen.group].id, screen.attention_check, chosen,
-                     None if response_ms is None else int(response_ms))
-        return respond(state(participant))
+        self.store.record(participant.id, index, self.definition.groups[screen.group].id, screen.attention_check,
+                          chosen, None if response_ms is None else int(response_ms))
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise _BadRequest("expected a JSON object body")
+    return body
+
+
+def _respond(payload: dict[str, Any]) -> Response:
+    response = jsonify(payload)
+    response.set_cookie(COOKIE, payload["pid"], max_age=60 * 60 * 24 * 60, samesite="Lax", httponly=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _require_admin(expected: str) -> None:
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
+    if not token:
+        raise _BadRequest("admin token required (?token= or Authorization: Bearer)", 401)
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise _BadRequest("wrong admin token", 403)
+
+
+def create_app(survey_dir: str | Path, database_url: str | None = None, admin_token: str | None = None) -> Flask:
+    """The app of the survey in ``survey_dir`` (``survey.yaml`` + ``images/``); votes go to ``database_url``
+    (default: SQLite ``survey_dir/votes.db``). ``admin_token``: required by the admin routes (default: a random
+    one, in ``app.config["ADMIN_TOKEN"]``)."""
+    survey_dir = Path(survey_dir)
+    survey = _Survey(load_survey(survey_dir), SurveyStore(database_url or default_database_url(survey_dir)))
+    definition, store = survey.definition, survey.store
+    app = Flask(__name__, static_folder=None)
+    app.config.update(ADMIN_TOKEN=admin_token or secrets.token_urlsafe(16), SURVEY=definition, STORE=store,
+                      MAX_CONTENT_LENGTH=16 * 1024)
+    page = resources.files(__package__).joinpath("participant.html").read_text(encoding="utf-8")
+    images = (survey_dir / IMAGES_DIR).resolve()
+
+    @app.errorhandler(_BadRequest)
+    def bad_request(exc: _BadRequest):
+        return jsonify(error=str(exc)), exc.status
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return jsonify(error="request too large"), 413
+
+    @app.get("/")
+    def index():
+        return Response(page, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/state")
+    def api_state():
+        return _respond(survey.state(survey.participant(survey.given_pid() or secrets.token_hex(8))))
+
+    @app.post("/api/consent")
+    def api_consent():
+        participant = survey.participant(survey.given_pid(_json_body()))
+        store.consent(participant.pid)
+        return _respond(survey.state(survey.participant(participant.pid)))
+
+    @app.post("/api/answer")
+    def api_answer():
+        body = _json_body()
+        participant = survey.participant(survey.given_pid(body))
+        survey.answer(participant, body)
+        return _respond(survey.state(participant))
 
     @app.get("/img/<name>")
     def image(name: str):
@@ -159,23 +183,15 @@ def create_app(survey_dir: str | Path, database_url: str | None = None, admin_to
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    def require_admin() -> None:
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
-        if not token:
-            raise _BadRequest("admin token required (?token= or Authorization: Bearer)", 401)
-        if not hmac.compare_digest(token.encode(), app.config["ADMIN_TOKEN"].encode()):
-            raise _BadRequest("wrong admin token", 403)
-
     @app.get("/admin/status")
     def admin_status():
-        require_admin()
+        _require_admin(app.config["ADMIN_TOKEN"])
         return jsonify({**store.status(), "groups": len(definition.groups), "methods": definition.methods,
                         "questions": [q.id for q in definition.questions]})
 
     @app.get("/admin/export.csv")
     def admin_export():
-        require_admin()
+        _require_admin(app.config["ADMIN_TOKEN"])
         return Response(votes_csv_text(store, definition), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=votes.csv", "Cache-Control": "no-store"})
 
