@@ -21,7 +21,7 @@ RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "weights_dir": (str,), "init": (str, dict), "download": (bool,), "metrics": _LIST, "options": (dict,),
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
     "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
-    "progress": (bool,), "report": (bool,),
+    "progress": (bool,), "report": (bool,), "feature_cache_mib": (int, float),
 }
 """The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
 :meth:`RunConfig.from_settings`."""

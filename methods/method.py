@@ -1,5 +1,5 @@
-"""A ready-to-use method (:class:`Method`: a network, its metadata, options and weight provenance) and a style
-encoded once for many contents (:class:`PreparedStyle`)."""
+"""A ready-to-use method (:class:`Method`: a network, its metadata, options and weight provenance), a style encoded
+once for many contents (:class:`PreparedStyle`) and a content encoded once for many styles (:class:`PreparedContent`)."""
 from __future__ import annotations
 
 import math
@@ -25,6 +25,22 @@ class PreparedStyle:
     (1: broadcast over any content batch); ``size``: the style image's (H, W); ``method``: the name of the method that
     encoded it (a prepared style only fits that method's network).
     """
+
+    features: dict[str, Tensor]
+    size: tuple[int, int]
+    method: str
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.features.values())).shape[0]
+
+
+@dataclass(frozen=True)
+class PreparedContent:
+    """A content image encoded once (:meth:`Method.prepare_content`), to stylise it with many styles (a run's grid).
+
+    ``features``: ``model.encode_for(content, "content")``, ``{name: (B, C, h, w)}``; ``size``: the content image's
+    (H, W), the output's size; ``method``: the name of the method that encoded it."""
 
     features: dict[str, Tensor]
     size: tuple[int, int]
@@ -82,6 +98,15 @@ class Method:
         self.model.check_image(style, "style")
         return PreparedStyle(self.model.encode_for(style, "style"), (int(style.shape[-2]), int(style.shape[-1])), self.name)
 
+    @torch.inference_mode()
+    def prepare_content(self, content: Tensor) -> PreparedContent:
+        """Encode ``content`` (B, 3, Hc, Wc) in [0, 1] once, to stylise it with many styles: ``stylize(prepared,
+        style)`` skips the content's encoding and is bit-identical to ``stylize(content, style)``."""
+        content = self._prepare(content)
+        self.model.check_image(content, "content")
+        return PreparedContent(self.model.encode_for(content, "content"),
+                               (int(content.shape[-2]), int(content.shape[-1])), self.name)
+
     def _style_features(self, style: Tensor | PreparedStyle, batch: int) -> dict[str, Tensor]:
         """The style's features broadcast over a content batch of ``batch`` (encoded here unless prepared)."""
         if not isinstance(style, PreparedStyle):
@@ -96,16 +121,21 @@ class Method:
         return features
 
     def _stylised_features(
-        self, content: Tensor, styles: Sequence[Tensor | PreparedStyle], alpha: float
+        self, content: Tensor | PreparedContent, styles: Sequence[Tensor | PreparedStyle], alpha: float
     ) -> Iterator[dict[str, Tensor]]:
         """Decoder inputs for ``content`` with each style in turn (content encoded once), α-blended with Fc."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1] (1 = full style, 0 = content only), got {alpha}")
-        content = self._prepare(content)
-        self.model.check_image(content, "content")
-        content_features = None
+        if isinstance(content, PreparedContent):
+            if content.method != self.name:
+                raise InputError(f"this content was prepared by {content.method!r}, not by {self.name!r}")
+            batch, content_features = content.batch, {k: v.to(self.device) for k, v in content.features.items()}
+        else:
+            content = self._prepare(content)
+            self.model.check_image(content, "content")
+            batch, content_features = content.shape[0], None
         for style in styles:
-            style_features = self._style_features(style, content.shape[0])
+            style_features = self._style_features(style, batch)
             if content_features is None:
                 content_features = self.model.encode_for(content, "content")
             if self.model.alpha_in_transfer:
@@ -117,11 +147,12 @@ class Method:
             yield features
 
     @torch.inference_mode()
-    def stylize(self, content: Tensor, style: Tensor | PreparedStyle, alpha: float = 1.0) -> Tensor:
-        """Stylise ``content`` with ``style`` (an image batch, or :meth:`prepare_style`'s result); α ∈ [0, 1] trades
-        style (1) for content (0)."""
+    def stylize(self, content: Tensor | PreparedContent, style: Tensor | PreparedStyle, alpha: float = 1.0) -> Tensor:
+        """Stylise ``content`` with ``style`` (image batches, or :meth:`prepare_content` / :meth:`prepare_style`
+        results); α ∈ [0, 1] trades style (1) for content (0)."""
         (features,) = self._stylised_features(content, [style], alpha)
-        return self.model.decode(features, content.shape[-2:]).clamp_(0.0, 1.0)
+        size = content.size if isinstance(content, PreparedContent) else content.shape[-2:]
+        return self.model.decode(features, size).clamp_(0.0, 1.0)
 
     @torch.inference_mode()
     def interpolate(

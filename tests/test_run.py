@@ -4,7 +4,10 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from harness.images import ImageError
 from harness.errors import RunError
@@ -133,3 +136,42 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
         expected = reference.update(output, content, style)
         for name in ("content_loss", "style_loss"):
             assert got[name] == pytest.approx(expected[name].tolist(), rel=1e-5)  # batch 1 vs 2: other conv kernels
+
+
+def test_encoding_reuse_is_bit_identical_to_per_pair_encoding(tmp_path):
+    """The encoding cache (each method encodes each content and style once) gives the same images and the same
+    metrics.csv as encoding both images for every pair; a budget too small for one entry degrades to per pair."""
+    from harness.run import RunConfig, execute_run
+
+    runs = {}
+    for label, budget in (("reuse", 1024), ("per_pair", 0), ("tiny", 0.01)):
+        config = RunConfig(methods=["styA2K", "adain", "AdaAttN", "MicroAST"], size=64, init="random", out=tmp_path / label,
+                           metrics=["content_loss", "style_loss", "lpips"], progress=False, report=False,
+                           feature_cache_mib=budget)
+        runs[label] = execute_run(config)
+    assert runs["reuse"]["encodings"]["hits"] > runs["reuse"]["encodings"]["misses"] > 0
+    assert runs["per_pair"]["encodings"]["hits"] == 0 and runs["tiny"]["encodings"]["hits"] == 0
+    reference = (tmp_path / "per_pair" / "metrics.csv").read_text()
+    for label in ("reuse", "tiny"):
+        assert (tmp_path / label / "metrics.csv").read_text() == reference
+        for image in sorted((tmp_path / "per_pair").glob("*/*.png")):
+            other = tmp_path / label / image.parent.name / image.name
+            assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(other))), other
+
+
+def test_encoding_cache_evicts_least_recently_used():
+    from harness.encodings import EncodingCache
+
+    class Prepared:
+        def __init__(self, mib):
+            self.features = {"x": torch.zeros(int(mib * 2**20 / 4))}
+
+    cache, made = EncodingCache(3), []
+    make = lambda key, mib: lambda: made.append(key) or Prepared(mib)  # noqa: E731
+    for key in ("a", "b", "a", "c", "b", "d"):
+        cache.get(key, make(key, 1))
+    assert made == ["a", "b", "c", "d"] and len(cache) == 3
+    cache.get("a", make("a", 1))  # when "d" came, "a" was the least recently used (c and b were used after it)
+    assert made[-1] == "a" and cache.stats()["hits"] == 2
+    cache.get("big", make("big", 4))
+    assert "big" not in [k for k in cache._entries] and cache.used <= cache.budget

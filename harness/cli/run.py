@@ -14,7 +14,7 @@ from ..config import check_keys, check_type, listify, load_yaml_mapping
 from ..errors import ConfigError
 from ..run_settings import KNOWN_METRICS, RUN_SETTINGS, parse_shard
 from .common import (PROG, CLIError, add_method_arguments, add_resume_arguments, add_parser, comma_list,
-    existing_path, non_negative_int, parse_options, positive_int)
+    existing_path, non_negative_float, non_negative_int, parse_options, positive_int)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -54,6 +54,9 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                         help="a metric's definitional option, repeatable: artfid.variant=styleid, fid.resize=antialias, "
                              "fid.style_set=unique, ssim.mode=rgb, gram_loss.variant=rt-games, fid.bootstrap=1000")
     parser.add_argument("--timing-repeats", type=positive_int, default=None, help="timed runs per method (default 10)")
+    parser.add_argument("--feature-cache-mib", type=non_negative_float, default=None, metavar="MIB",
+                        help="memory for encodings reused across pairs: each method encodes each content and style "
+                             "once (default 1024; 0: per pair; outputs identical either way)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: results/run-<time>)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
                         help="YAML file with these settings (command-line values win); the paper's tables are "
@@ -99,7 +102,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         "download": False if args.no_download else None, "metrics": args.metrics, "lpips_net": args.lpips_net,
         "timing_repeats": args.timing_repeats, "force": args.force, "shard": shard, "votes": args.votes,
         "skip_unreadable": args.skip_unreadable, "progress": False if args.no_progress else None,
-        "report": False if args.no_report else None,
+        "report": False if args.no_report else None, "feature_cache_mib": args.feature_cache_mib,
     }
 
 
