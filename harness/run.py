@@ -38,7 +38,7 @@ from metrics.timing import time_method
 from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .config import listify
 from .demo import demo_content, demo_styles
-from .encodings import EncodingCache
+from .encodings import RunEncodings
 from .environment import device_name, git_commit, versions
 from .errors import ConfigError, RunError
 from .images import list_images, load_image_tensor, save_image
@@ -109,8 +109,9 @@ class RunConfig:
     report: bool = True
     """Write ``report.html`` (:mod:`harness.report`) after the tables."""
     feature_cache_mib: float = 1024
-    """Memory for encodings reused across a run's pairs (:mod:`harness.encodings`): each method encodes each content
-    and each style once while they fit (least recently used dropped first); 0 encodes both images per pair. Outputs
+    """Memory for encodings reused across a run's pairs (:mod:`harness.encodings`): each content and each style is
+    encoded once per encoder (methods with the same VGG-19 share it) while they fit (least recently used dropped
+    first); 0 encodes both images per pair. Outputs
     are bit-identical either way; with ``batch_size`` > 1 pairs are encoded in their batches (no reuse)."""
 
     def loading(self, label: str | None = None) -> Loading:
@@ -200,7 +201,8 @@ class StageClock:
     seconds: dict[str, float] = field(default_factory=lambda: {"stylize": 0.0, "metrics": 0.0, "io": 0.0,
                                                                "timing": 0.0, "setup": 0.0})
     encodings: dict[str, float] = field(default_factory=dict)
-    """The encoding cache's hits, misses, hit rate and budget (:meth:`harness.encodings.EncodingCache.stats`)."""
+    """The encoding cache's hits, misses, hit rate, budget and the methods sharing a VGG
+    (:meth:`harness.encodings.RunEncodings.stats`)."""
 
     def add(self, stage: str, start: float) -> float:
         now = time.perf_counter()
@@ -302,7 +304,7 @@ def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricC
     todo = [(name, pair) for name in methods for pair in pairs if (name, pair.content.name, pair.style.name) not in done]
     computed = 0
     reuse = config.batch_size == 1 and config.feature_cache_mib > 0
-    encodings = EncodingCache(config.feature_cache_mib if reuse else 0)
+    encodings = RunEncodings(methods, config.feature_cache_mib if reuse else 0)
     try:
         with tqdm(total=len(todo), desc="stylise + metrics", unit="output", disable=not config.progress) as bar:
             for name, method in methods.items():
@@ -314,9 +316,8 @@ def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricC
                     t = clock.add("io", t)
                     if reuse:
                         pair = batch[0]
-                        output = method.stylize(
-                            encodings.get((name, "content", pair.content), lambda: method.prepare_content(content)),
-                            encodings.get((name, "style", pair.style), lambda: method.prepare_style(style)))
+                        output = method.stylize(encodings.content(name, method, pair.content, content),
+                                                encodings.style(name, method, pair.style, style))
                     else:
                         output = method.stylize(content, style)
                     output = quantise(output.cpu())
@@ -334,7 +335,6 @@ def _stylise_pairs(config: RunConfig, methods: dict[str, Method], suite: MetricC
                     clock.add("io", t)
                     computed += len(batch)
                     bar.update(len(batch))
-                encodings.clear()  # a method's encodings fit only its own network
     finally:
         writer.close()
     clock.encodings = encodings.stats()
