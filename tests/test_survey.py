@@ -187,6 +187,8 @@ def test_admin_routes_need_the_token_and_export_feeds_tally(client, survey_dir, 
                                              for q in state["questions"]})
     status = client.get("/admin/status", headers={"Authorization": "Bearer secret"}).get_json()
     assert status["completed"] == 2 and status["votes"] == {"content": 10, "overall": 10, "style": 10}
+    page = client.get("/admin/status?token=secret&format=html").get_data(as_text=True)
+    assert "<table>" in page and "<td>2</td>" in page and "refresh" in page
     exported = client.get("/admin/export.csv?token=secret").get_data(as_text=True)
     path = tmp_path / "votes.csv"
     path.write_text(exported)

@@ -83,7 +83,8 @@ def cmd_survey_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}/"
     print(f"survey: {app.config['SURVEY'].title}", flush=True)
     print(f"participants: {base}?pid=PARTICIPANT_ID (or {base} for a generated id)")
-    print(f"admin: {base}admin/status?token={token}  ·  {base}admin/export.csv?token={token}")
+    print(f"admin: {base}admin/status?token={token}&format=html (live status)")
+    print(f"export: {base}admin/export.csv?token={token}")
     print("stop with Ctrl-C; every acknowledged answer is already in the database", flush=True)
     try:
         serve(app, host=args.host, port=args.port, threads=args.threads, ident="harness-survey")

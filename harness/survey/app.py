@@ -11,6 +11,7 @@ request is a 4xx with ``{"error": "..."}`` naming the problem.
 from __future__ import annotations
 
 import hmac
+import html
 import re
 import secrets
 from functools import lru_cache
@@ -133,6 +134,18 @@ def _require_admin(expected: str) -> None:
         raise _BadRequest("wrong admin token", 403)
 
 
+def _status_page(title: str, status: dict[str, Any]) -> str:
+    """The admin's live status as a small HTML page (every value escaped)."""
+    rows = [("participants started", status["participants"]), ("consented", status["consented"]),
+            ("completed", status["completed"]), ("groups", status["groups"]),
+            ("methods", ", ".join(status["methods"]))]
+    rows += [(f"votes: {q}", status["votes"].get(q, 0)) for q in status["questions"]]
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return (f"<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='10'>"
+            f"<title>status: {html.escape(title)}</title><body style='font-family:system-ui'>"
+            f"<h1>{html.escape(title)}</h1><table>{body}</table><p>refreshes every 10 s</p></body>")
+
+
 def create_app(survey_dir: str | Path, database_url: str | None = None, admin_token: str | None = None) -> Flask:
     """The app of the survey in ``survey_dir`` (``survey.yaml`` + ``images/``); votes go to ``database_url``
     (default: SQLite ``survey_dir/votes.db``). ``admin_token``: required by the admin routes (default: a random
@@ -185,9 +198,14 @@ def create_app(survey_dir: str | Path, database_url: str | None = None, admin_to
 
     @app.get("/admin/status")
     def admin_status():
+        """JSON for scripts; an HTML page (refreshing every 10 s) for a browser (``?format=html`` or Accept)."""
         _require_admin(app.config["ADMIN_TOKEN"])
-        return jsonify({**store.status(), "groups": len(definition.groups), "methods": definition.methods,
-                        "questions": [q.id for q in definition.questions]})
+        status = {**store.status(), "groups": len(definition.groups), "methods": definition.methods,
+                  "questions": [q.id for q in definition.questions]}
+        wants_html = request.args.get("format") == "html" or (
+            request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html")
+        return Response(_status_page(definition.title, status), mimetype="text/html") if wants_html \
+            else jsonify(status)
 
     @app.get("/admin/export.csv")
     def admin_export():
