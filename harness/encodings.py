@@ -19,19 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from methods import Method, PreparedContent, PreparedStyle, StyleTransferNet
+from methods import Method, PreparedContent, PreparedFeatures, PreparedStyle, StyleTransferNet
 from methods.vgg import TAP_NAMES
 
-__all__ = ["EncodingCache", "RunEncodings", "prepared_nbytes"]
-
-
-def prepared_nbytes(prepared: Any) -> int:
-    """Bytes held by a prepared encoding's tensors."""
-    return sum(t.numel() * t.element_size() for t in prepared.features.values())
+__all__ = ["EncodingCache", "RunEncodings"]
 
 
 class EncodingCache:
-    """An LRU of prepared encodings bounded by ``budget_mib`` (0: nothing is kept, every call encodes). An entry
+    """An LRU of prepared encodings (:class:`methods.PreparedFeatures`) bounded by ``budget_mib`` (0: nothing is kept, every call encodes). An entry
     larger than the whole budget is used once and not kept. ``hits`` / ``misses`` count the look-ups."""
 
     def __init__(self, budget_mib: float) -> None:
@@ -40,12 +35,12 @@ class EncodingCache:
         self.budget = int(budget_mib * 2**20)
         self.used = 0
         self.hits = self.misses = 0
-        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[PreparedFeatures, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+    def get(self, key: Hashable, make: Callable[[], PreparedFeatures]) -> PreparedFeatures:
         """The entry of ``key``, made with ``make()`` on a miss (and kept while the budget allows, evicting the least
         recently used entries)."""
         if key in self._entries:
@@ -54,7 +49,7 @@ class EncodingCache:
             return self._entries[key][0]
         self.misses += 1
         value = make()
-        size = prepared_nbytes(value)
+        size = value.nbytes
         if size <= self.budget:
             while self.used + size > self.budget and self._entries:
                 _, (_, freed) = self._entries.popitem(last=False)
@@ -62,10 +57,6 @@ class EncodingCache:
             self._entries[key] = (value, size)
             self.used += size
         return value
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.used = 0
 
     def stats(self) -> dict[str, float]:
         total = self.hits + self.misses
@@ -121,6 +112,7 @@ class RunEncodings:
 
 
 @torch.inference_mode()
-def _vgg_features(method: Method, image: Tensor, taps: Sequence[str]) -> PreparedContent:
+def _vgg_features(method: Method, image: Tensor, taps: Sequence[str]) -> PreparedFeatures:
+    """The VGG features every method sharing ``method``'s encoder takes its taps from."""
     image = image.to(method.device, torch.float32)
-    return PreparedContent(method.model.encoder(image, taps), (int(image.shape[-2]), int(image.shape[-1])), "vgg")
+    return PreparedFeatures(method.model.encoder(image, taps), (int(image.shape[-2]), int(image.shape[-1])), "vgg")

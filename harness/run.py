@@ -111,8 +111,8 @@ class RunConfig:
     feature_cache_mib: float = 1024
     """Memory for encodings reused across a run's pairs (:mod:`harness.encodings`): each content and each style is
     encoded once per encoder (methods with the same VGG-19 share it) while they fit (least recently used dropped
-    first); 0 encodes both images per pair. Outputs
-    are bit-identical either way; with ``batch_size`` > 1 pairs are encoded in their batches (no reuse)."""
+    first); 0 encodes both images per pair. Outputs are bit-identical either way; with ``batch_size`` > 1 pairs are
+    encoded in their batches (no reuse)."""
 
     def loading(self, label: str | None = None) -> Loading:
         """How the networks of this run get their weights; with ``label``, that method's (its entry's weights are
@@ -200,7 +200,7 @@ class StageClock:
 
     seconds: dict[str, float] = field(default_factory=lambda: {"stylize": 0.0, "metrics": 0.0, "io": 0.0,
                                                                "timing": 0.0, "setup": 0.0})
-    encodings: dict[str, float] = field(default_factory=dict)
+    encodings: dict[str, Any] = field(default_factory=dict)
     """The encoding cache's hits, misses, hit rate, budget and the methods sharing a VGG
     (:meth:`harness.encodings.RunEncodings.stats`)."""
 

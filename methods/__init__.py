@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     "load_checkpoint": "checkpoint",
     "InputError": "errors", "MissingWeightsError": "errors", "NoWeightsError": "errors", "OptionError": "errors",
     "UnknownMethodError": "errors", "WeightsError": "errors",
-    "Method": "method", "PreparedContent": "method", "PreparedStyle": "method",
+    "Method": "method", "PreparedContent": "method", "PreparedFeatures": "method", "PreparedStyle": "method",
     "StyleTransferNet": "net",
     "TrainingRecipe": "recipes",
     "Archive": "weights", "Loading": "weights", "WeightFile": "weights",
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from ._registry import get_method_info, list_methods, register_method, reload_plugins, unregister_method
     from .checkpoint import CHECKPOINT_NAME, checkpoint_payload, find_checkpoint, load_checkpoint
     from .errors import InputError, MissingWeightsError, NoWeightsError, OptionError, UnknownMethodError, WeightsError
-    from .method import Method, PreparedContent, PreparedStyle
+    from .method import Method, PreparedContent, PreparedFeatures, PreparedStyle
     from .net import StyleTransferNet
     from .recipes import TrainingRecipe
     from .weights import Archive, Loading, WeightFile

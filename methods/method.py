@@ -17,7 +17,26 @@ from .net import StyleTransferNet
 
 
 @dataclass(frozen=True)
-class PreparedStyle:
+class PreparedFeatures:
+    """An image encoded once: ``features`` ``{name: (B, C, h, w)}``, the image's ``size`` (H, W), and the ``method``
+    whose network encoded it (its features fit only that network)."""
+
+    features: dict[str, Tensor]
+    size: tuple[int, int]
+    method: str
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.features.values())).shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the feature tensors."""
+        return sum(t.numel() * t.element_size() for t in self.features.values())
+
+
+@dataclass(frozen=True)
+class PreparedStyle(PreparedFeatures):
     """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
 
     ``features``: the style's features (``model.encode_for(style, "style")``: VGG's at the model's taps for most methods,
@@ -26,29 +45,11 @@ class PreparedStyle:
     encoded it (a prepared style only fits that method's network).
     """
 
-    features: dict[str, Tensor]
-    size: tuple[int, int]
-    method: str
-
-    @property
-    def batch(self) -> int:
-        return next(iter(self.features.values())).shape[0]
-
 
 @dataclass(frozen=True)
-class PreparedContent:
-    """A content image encoded once (:meth:`Method.prepare_content`), to stylise it with many styles (a run's grid).
-
-    ``features``: ``model.encode_for(content, "content")``, ``{name: (B, C, h, w)}``; ``size``: the content image's
-    (H, W), the output's size; ``method``: the name of the method that encoded it."""
-
-    features: dict[str, Tensor]
-    size: tuple[int, int]
-    method: str
-
-    @property
-    def batch(self) -> int:
-        return next(iter(self.features.values())).shape[0]
+class PreparedContent(PreparedFeatures):
+    """A content image encoded once (:meth:`Method.prepare_content`), to stylise it with many styles (a run's grid):
+    ``features`` = ``model.encode_for(content, "content")``; ``size``, the content image's (H, W), is the output's."""
 
 
 class Method:

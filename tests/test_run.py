@@ -164,13 +164,13 @@ def test_encoding_reuse_is_bit_identical_to_per_pair_encoding(tmp_path):
 
 def test_encoding_cache_evicts_least_recently_used():
     from harness.encodings import EncodingCache
+    from methods import PreparedFeatures
 
-    class Prepared:
-        def __init__(self, mib):
-            self.features = {"x": torch.zeros(int(mib * 2**20 / 4))}
+    def prepared(mib):
+        return PreparedFeatures({"x": torch.zeros(int(mib * 2**20 / 4))}, (1, 1), "test")
 
     cache, made = EncodingCache(3), []
-    make = lambda key, mib: lambda: made.append(key) or Prepared(mib)  # noqa: E731
+    make = lambda key, mib: lambda: made.append(key) or prepared(mib)  # noqa: E731
     for key in ("a", "b", "a", "c", "b", "d"):
         cache.get(key, make(key, 1))
     assert made == ["a", "b", "c", "d"] and len(cache) == 3

@@ -80,6 +80,7 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
     worker, worker_method = None, None
     with contextlib.ExitStack() as stack, \
             tqdm(total=len(cells), desc="complexity", unit="cell", disable=not config.progress) as bar:
+        stack.callback(lambda: worker is not None and worker.close())  # the worker current at the end
         for method, dtype, size in cells:
             bar.set_postfix_str(f"{method} {size}² {dtype}")
             key = (method, size, dtype, device.type)
@@ -104,7 +105,7 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                 if worker is None or config.worker_mode == "cell" or worker_method != method:
                     if worker is not None:
                         worker.close()
-                    worker, worker_method = stack.enter_context(CellWorker(config.threads)), method
+                    worker, worker_method = CellWorker(config.threads), method
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
                 row = {**base, "load_before": load, "worker": config.worker_mode, **worker.run(cell, config.max_seconds)}
                 computed += 1

@@ -210,7 +210,7 @@ def create_app(survey_dir: str | Path, database_url: str | None = None, admin_to
     @app.get("/admin/export.csv")
     def admin_export():
         _require_admin(app.config["ADMIN_TOKEN"])
-        return Response(votes_csv_text(store, definition), mimetype="text/csv",
+        return Response(votes_csv_text(store), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=votes.csv", "Cache-Control": "no-store"})
 
     return app

@@ -195,8 +195,9 @@ def load_survey(survey_dir: str | Path) -> SurveyDefinition:
         groups = [Group(str(g["id"]), str(g["content"]), str(g["style"]), {str(k): str(v) for k, v in
                                                                              g["outputs"].items()})
                   for g in _field(data, "groups", list, source)]
-        questions = [Question(str(q["id"]), str(q["text"])) for q in data.get("questions") or DEFAULT_QUESTIONS
-                     if isinstance(q, dict)] if data.get("questions") else list(DEFAULT_QUESTIONS)
+        raw_questions = data.get("questions")
+        questions = ([Question(str(q["id"]), str(q["text"])) for q in raw_questions] if raw_questions
+                     else list(DEFAULT_QUESTIONS))
     except (KeyError, TypeError, AttributeError) as exc:
         raise SurveyError(f"{source}: a group needs id, content, style and outputs (method: image), and a question "
                           f"id and text ({type(exc).__name__}: {exc})") from None

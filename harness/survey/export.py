@@ -14,7 +14,6 @@ from typing import Any
 from metrics.preference import COLUMNS
 
 from ..atomic import write_text_atomic
-from .definition import SurveyDefinition
 from .store import SurveyStore
 
 __all__ = ["DETAIL_COLUMNS", "attention_results", "export_votes", "votes_csv_text"]
@@ -58,12 +57,15 @@ def _selected(store: SurveyStore, completed_only: bool, exclude_failed: bool
     return keep, failed
 
 
-def votes_csv_text(store: SurveyStore, definition: SurveyDefinition | None = None, completed_only: bool = False,
-                   exclude_failed: bool = False) -> str:
-    """The ``votes.csv`` text (see the module docstring)."""
-    rows, _ = _selected(store, completed_only, exclude_failed)
+def _votes_text(rows: Iterable[Mapping[str, Any]]) -> str:
+    """``votes.csv`` of the selected answers: the four tally columns, attention-check repeats left out."""
     return _csv(COLUMNS, ((r["participant"], r["group"], r["question"], r["method"])
                           for r in rows if not r["attention_check"]))
+
+
+def votes_csv_text(store: SurveyStore, completed_only: bool = False, exclude_failed: bool = False) -> str:
+    """The ``votes.csv`` text (see the module docstring)."""
+    return _votes_text(_selected(store, completed_only, exclude_failed)[0])
 
 
 def export_votes(store: SurveyStore, out: str | Path, completed_only: bool = False,
@@ -73,7 +75,7 @@ def export_votes(store: SurveyStore, out: str | Path, completed_only: bool = Fal
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, failed = _selected(store, completed_only, exclude_failed)
     votes = [r for r in rows if not r["attention_check"]]
-    write_text_atomic(out, _csv(COLUMNS, ((r["participant"], r["group"], r["question"], r["method"]) for r in votes)))
+    write_text_atomic(out, _votes_text(votes))
     detail = out.with_name(f"{out.stem}_detail.csv")
     write_text_atomic(detail, _csv(DETAIL_COLUMNS, ([*(r[c] for c in DETAIL_COLUMNS[:-1]),
                                                      failed.get(r["participant"], "")] for r in rows)))
