@@ -38,6 +38,9 @@ DA_NORMALISERS: dict[str, str] = {
 }
 PA_STEP1_CHUNK_ELEMENTS = 1 << 24
 """PA step 1 keeps at most this many block-to-block scores alive at once (an argmax needs no more)."""
+STEP2_CHUNK_ELEMENTS = 1 << 22
+"""DA and PA step 2 run over chunks of content blocks: at most this many elements (16 MiB in fp32) of one chunk's
+contiguous queries, or of PA's gathered keys, are alive at once, instead of full copies of the content-sized maps."""
 
 
 def _da_denominator(normaliser: str, side: int) -> float:
@@ -48,6 +51,12 @@ def _da_denominator(normaliser: str, side: int) -> float:
     if normaliser == "p":
         return float(side)
     raise ValueError(f"unknown DA normaliser {normaliser!r}; choose one of: {', '.join(DA_NORMALISERS)}")
+
+
+def _block_chunks(n_blocks: int, elements_per_block: int, budget: int) -> list[slice]:
+    """Consecutive slices over ``n_blocks`` blocks with at most ``budget`` elements each (at least one block)."""
+    step = max(1, budget // max(1, elements_per_block))
+    return [slice(start, min(start + step, n_blocks)) for start in range(0, n_blocks, step)]
 
 
 def aggregate_blocks(
@@ -70,17 +79,24 @@ def aggregate_blocks(
     return k_hat, v_hat
 
 
-def match_blocks(queries: Tensor, keys: Tensor, chunk_elements: int = PA_STEP1_CHUNK_ELEMENTS) -> Tensor:
+def match_blocks(
+    queries: Tensor, keys: Tensor, chunk_elements: int = PA_STEP1_CHUNK_ELEMENTS,
+    query_chunk_elements: int = STEP2_CHUNK_ELEMENTS,
+) -> Tensor:
     """PA step 1, coarse block matching. queries (B, h, d, n_c, r), keys (B, h, d, n_s, r) → index (B, h, n_c).
 
     ``S[x, z] = Σ_{d, y} Q[d, x, y] K[d, z, y]`` (flattened blocks, positions aligned), ``m[x] = argmax_z S[x, z]`` per
-    sample and head; ties go to the first index. Computed over content-block chunks so memory stays bounded.
+    sample and head; ties go to the first index. Computed over content-block chunks (at most ``chunk_elements``
+    scores and ``query_chunk_elements`` flattened queries alive), so memory stays bounded.
     """
     b, h, d, n_c, r = queries.shape
-    q_flat = queries.permute(0, 1, 3, 2, 4).reshape(b, h, n_c, d * r)
-    k_flat = keys.permute(0, 1, 3, 2, 4).reshape(b, h, keys.shape[3], d * r).transpose(-1, -2)
-    chunk = max(1, chunk_elements // max(1, b * h * keys.shape[3]))
-    return torch.cat([(q @ k_flat).argmax(dim=-1) for q in q_flat.split(chunk, dim=2)], dim=2)
+    n_s = keys.shape[3]
+    k_flat = keys.permute(0, 1, 3, 2, 4).reshape(b, h, n_s, d * r).transpose(-1, -2)
+    step = max(1, min(chunk_elements // max(1, b * h * n_s), query_chunk_elements // max(1, b * h * d * r)))
+    return torch.cat([
+        (queries[:, :, :, blocks].permute(0, 1, 3, 2, 4).reshape(b, h, -1, d * r) @ k_flat).argmax(dim=-1)
+        for blocks in _block_chunks(n_c, 1, step)
+    ], dim=2)
 
 
 def same_location_index(content_grid: tuple[int, int], style_grid: tuple[int, int], device=None) -> Tensor:
@@ -111,6 +127,89 @@ def _check_style_blocks(style_hw: tuple[int, int], side: int) -> None:
         )
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The kernels on blocked tensors (B, C, n, r). Both branches only ever see whole blocks, and 1×1 convolutions and
+# per-position attention commute with blocking, so the module projects, attends and fuses in the blocked layout and
+# unblocks once; the map-level functions below wrap the same kernels.
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def distributed_attention_blocks(
+    qb: Tensor, kb: Tensor, vb: Tensor, heads: int, alpha: Tensor | float = 1.0, beta: Tensor | float = 0.0,
+    normaliser: str = "r+1", backend: str = "sdpa",
+) -> Tensor:
+    """DA on blocks: qb (B, Cq, n_c, r) content queries, kb (B, Cq, n_s, r), vb (B, Cv, n_s, r) → (B, Cv, n_c, r).
+
+    Step 1 aggregates each style block into one key/value (:func:`aggregate_blocks`), step 2 lets every content query
+    attend to all n_s aggregated keys (:func:`attend_aggregated`).
+    """
+    k_hat, v_hat = aggregate_blocks(split_heads(kb, heads), split_heads(vb, heads), alpha, beta, normaliser)
+    return attend_aggregated(qb, k_hat, v_hat, backend)
+
+
+def attend_aggregated(qb: Tensor, k_hat: Tensor, v_hat: Tensor, backend: str = "sdpa") -> Tensor:
+    """DA step 2: qb (B, Cq, n_c, r) content queries, K̂ (B, h, d, n_s), V̂ (B, h, dv, n_s) → (B, h·dv, n_c, r).
+
+    Softmax over the n_s aggregated keys, no scaling, through :func:`methods.ops.attention`, over chunks of content
+    blocks (step 2 does not depend on the query's block, so chunking changes nothing but the memory).
+    """
+    keys, values = k_hat.transpose(-1, -2), v_hat.transpose(-1, -2)  # (B, h, n_s, d), (B, h, n_s, dv)
+    queries = split_heads(qb, k_hat.shape[1])  # (B, h, d, n_c, r)
+    b, h, d, n_c, r = queries.shape
+    dv = values.shape[-1]
+    out = qb.new_empty(b, h, dv, n_c, r)
+    for blocks in _block_chunks(n_c, b * h * d * r, STEP2_CHUNK_ELEMENTS):
+        q = queries[:, :, :, blocks].flatten(3).transpose(-1, -2)  # (B, h, m·r, d)
+        part = attention(q, keys, values, backend=backend)  # (B, h, m·r, dv)
+        out[:, :, :, blocks] = part.transpose(-1, -2).reshape(b, h, dv, -1, r)
+    return merge_heads(out)
+
+
+def progressive_attention_blocks(qb: Tensor, kb: Tensor, vb: Tensor, heads: int, index: Tensor | None = None,
+                                 backend: str = "sdpa") -> Tensor:
+    """PA on blocks: qb (B, Cq, n_c, r), kb (B, Cq, n_s, r), vb (B, Cv, n_s, r) → (B, Cv, n_c, r).
+
+    Step 1 picks for each content block the best style block (:func:`match_blocks`, hard argmax, per head) unless
+    ``index`` (B, h, n_c) or (n_c,) is given; step 2 lets each query attend to the r keys of its matched block (softmax
+    over r, no scaling), over chunks of content blocks so that only one chunk's matched keys/values are gathered.
+    """
+    qh, kh, vh = (split_heads(t, heads) for t in (qb, kb, vb))  # (B, h, d, n, r)
+    b, h, d, n_c, r = qh.shape
+    dv = vh.shape[2]
+    index = match_blocks(qh, kh) if index is None else index.expand(b, h, n_c)
+    keys, values = kh.permute(0, 1, 3, 4, 2), vh.permute(0, 1, 3, 4, 2)  # (B, h, n_s, r, d) views
+    out = qb.new_empty(b, h, dv, n_c, r)
+    for blocks in _block_chunks(n_c, b * h * r * max(d, dv), STEP2_CHUNK_ELEMENTS):
+        gather = index[:, :, blocks, None, None]
+        m = gather.shape[2]
+        k = torch.gather(keys, 2, gather.expand(b, h, m, r, d))
+        v = torch.gather(values, 2, gather.expand(b, h, m, r, dv))
+        q = qh[:, :, :, blocks].permute(0, 1, 3, 4, 2)  # (B, h, m, r, d)
+        part = attention(q.reshape(b, h * m, r, d), k.reshape(b, h * m, r, d), v.reshape(b, h * m, r, dv),
+                         backend=backend)  # (B, h·m, r, dv)
+        out[:, :, :, blocks] = part.reshape(b, h, m, r, dv).permute(0, 1, 4, 2, 3)
+        del k, v, part
+    return merge_heads(out)
+
+
+def _blocked_inputs(q: Tensor, k: Tensor, v: Tensor, side: int, remainder: Remainder
+                    ) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[int, int], tuple[int, int]]:
+    """Pad (reflect) or check (zeros) maps q, k, v and cut them into blocks → ((qb, kb, vb), content grid, style grid)."""
+    if remainder == "reflect":
+        q, k, v = (_pad_to_multiple(t, side) for t in (q, k, v))
+    else:
+        _check_style_blocks(k.shape[-2:], side)
+    grids = block_grid(q.shape[-2], q.shape[-1], side), block_grid(k.shape[-2], k.shape[-1], side)
+    return tuple(to_blocks(t, side) for t in (q, k, v)), *grids
+
+
+def _unblocked(blocks: Tensor, side: int, grid: tuple[int, int], size: tuple[int, int], remainder: Remainder) -> Tensor:
+    """(B, C, n_c, r) → (B, C, *size): reflect mode crops the padding, zeros mode fills the untiled strip with 0."""
+    if remainder == "reflect":
+        return from_blocks(blocks, side, grid)[:, :, : size[0], : size[1]]
+    return from_blocks(blocks, side, grid, size=size)
+
+
 def distributed_attention(
     q: Tensor,
     k: Tensor,
@@ -123,30 +222,14 @@ def distributed_attention(
     remainder: Remainder = "zeros",
     backend: str = "sdpa",
 ) -> Tensor:
-    """DA on feature maps: q (B, Cq, Hc, Wc) content queries, k (B, Cq, Hs, Ws), v (B, Cv, Hs, Ws) → (B, Cv, Hc, Wc).
-
-    Step 1 aggregates each style block into one key/value (:func:`aggregate_blocks`); step 2 lets every content query
-    attend to all n_s aggregated keys (softmax over blocks, no scaling). Step 2 does not depend on the query's block,
-    so it runs on the query map directly through the memory-lean :func:`methods.ops.attention`.
-    """
-    hc, wc = q.shape[-2:]
-    if remainder == "reflect":
-        q, k, v = (_pad_to_multiple(t, side) for t in (q, k, v))
-    else:
-        _check_style_blocks(k.shape[-2:], side)
-    k_hat, v_hat = aggregate_blocks(
-        split_heads(to_blocks(k, side), heads), split_heads(to_blocks(v, side), heads), alpha, beta, normaliser
-    )
-    gh, gw = block_grid(q.shape[-2], q.shape[-1], side)
-    tiled_h, tiled_w = gh * side, gw * side
-    if gh * gw == 0:  # content map smaller than one block: official floor tiling attends nowhere
-        return q.new_zeros(q.shape[0], v.shape[1], hc, wc)
-    queries = split_heads(q[:, :, :tiled_h, :tiled_w], heads).flatten(3).transpose(-1, -2)  # (B, h, L, d)
-    out = attention(queries, k_hat.transpose(-1, -2), v_hat.transpose(-1, -2), backend=backend)  # (B, h, L, dv)
-    out = merge_heads(out.transpose(-1, -2)).reshape(q.shape[0], v.shape[1], tiled_h, tiled_w)
-    if remainder == "reflect":
-        return out[:, :, :hc, :wc]
-    return F.pad(out, (0, wc - tiled_w, 0, hc - tiled_h))
+    """DA on feature maps: q (B, Cq, Hc, Wc) content queries, k (B, Cq, Hs, Ws), v (B, Cv, Hs, Ws) → (B, Cv, Hc, Wc)
+    (:func:`distributed_attention_blocks` on the blocked maps)."""
+    size = q.shape[-2:]
+    (qb, kb, vb), grid_c, _ = _blocked_inputs(q, k, v, side, remainder)
+    if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: official floor tiling attends nowhere
+        return q.new_zeros(q.shape[0], v.shape[1], *size)
+    out = distributed_attention_blocks(qb, kb, vb, heads, alpha, beta, normaliser, backend)
+    return _unblocked(out, side, grid_c, size, remainder)
 
 
 def progressive_attention(
@@ -159,45 +242,16 @@ def progressive_attention(
     remainder: Remainder = "zeros",
     backend: str = "sdpa",
 ) -> Tensor:
-    """PA on feature maps: q (B, Cq, Hc, Wc), k (B, Cq, Hs, Ws), v (B, Cv, Hs, Ws) → (B, Cv, Hc, Wc).
-
-    Step 1 picks for each content block the best style block (:func:`match_blocks`, hard argmax, per head); step 2
-    lets each query attend to the r keys of its matched block (softmax over r, no scaling). ``step1=False`` is the
-    "w/o step 1 of PA" ablation (same-location block, :func:`same_location_index`).
-    """
-    hc, wc = q.shape[-2:]
-    if remainder == "reflect":
-        q, k, v = (_pad_to_multiple(t, side) for t in (q, k, v))
-    else:
-        _check_style_blocks(k.shape[-2:], side)
-    grid_c = block_grid(q.shape[-2], q.shape[-1], side)
-    grid_s = block_grid(k.shape[-2], k.shape[-1], side)
-    if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: official floor tiling attends nowhere
-        return q.new_zeros(q.shape[0], v.shape[1], hc, wc)
-    qb = split_heads(to_blocks(q, side), heads)  # (B, h, d, n_c, r)
-    kb = split_heads(to_blocks(k, side), heads)  # (B, h, d, n_s, r)
-    vb = split_heads(to_blocks(v, side), heads)  # (B, h, dv, n_s, r)
-    b, h, d, n_c, r = qb.shape
-    if step1:
-        index = match_blocks(qb, kb)  # (B, h, n_c)
-    else:
-        index = same_location_index(grid_c, grid_s, device=q.device).expand(b, h, n_c)
-    keys = kb.permute(0, 1, 3, 4, 2)  # (B, h, n_s, r, d)
-    values = vb.permute(0, 1, 3, 4, 2)  # (B, h, n_s, r, dv)
-    gather = index[..., None, None]
-    keys = torch.gather(keys, 2, gather.expand(b, h, n_c, r, d))
-    values = torch.gather(values, 2, gather.expand(b, h, n_c, r, values.shape[-1]))
-    queries = qb.permute(0, 1, 3, 4, 2)  # (B, h, n_c, r, d)
-    out = attention(
-        queries.reshape(b, h * n_c, r, d),
-        keys.reshape(b, h * n_c, r, d),
-        values.reshape(b, h * n_c, r, -1),
-        backend=backend,
-    )  # (B, h·n_c, r, dv)
-    out = merge_heads(out.reshape(b, h, n_c, r, -1).permute(0, 1, 4, 2, 3))  # (B, Cv, n_c, r)
-    if remainder == "reflect":
-        return from_blocks(out, side, grid_c)[:, :, :hc, :wc]
-    return from_blocks(out, side, grid_c, size=(hc, wc))
+    """PA on feature maps: q (B, Cq, Hc, Wc), k (B, Cq, Hs, Ws), v (B, Cv, Hs, Ws) → (B, Cv, Hc, Wc)
+    (:func:`progressive_attention_blocks` on the blocked maps). ``step1=False`` is the "w/o step 1 of PA" ablation
+    (same-location block, :func:`same_location_index`)."""
+    size = q.shape[-2:]
+    (qb, kb, vb), grid_c, grid_s = _blocked_inputs(q, k, v, side, remainder)
+    if grid_c[0] * grid_c[1] == 0:
+        return q.new_zeros(q.shape[0], v.shape[1], *size)
+    index = None if step1 else same_location_index(grid_c, grid_s, device=q.device)
+    out = progressive_attention_blocks(qb, kb, vb, heads, index, backend)
+    return _unblocked(out, side, grid_c, size, remainder)
 
 
 class A2KAttention(nn.Module):
@@ -254,16 +308,55 @@ class A2KAttention(nn.Module):
         )
 
     def forward(self, fc: Tensor, fs: Tensor) -> Tensor:
-        nc, ns = mean_variance_norm(fc), mean_variance_norm(fs)
-        common = dict(side=self.block_side, heads=self.heads, remainder=self.remainder, backend=self.backend)
-        branches = []
-        if self.use_da:
-            da = distributed_attention(
-                self.q(nc), self.k(ns), self.v(fs), alpha=self.sim_alpha, beta=self.sim_beta,
-                normaliser=self.da_normaliser, **common,
-            )
-            branches.append(self.fusion1(da))
+        """fc (B, C, Hc, Wc), fs (B, C, Hs, Ws) → (B, C, Hc, Wc), the official computation in the blocked layout.
+
+        Normalise, pad (reflect mode) and block the three inputs N(Fc), N(Fs), Fs once; both branches project,
+        attend and fuse there (1×1 convolutions act per position, so blocking commutes with them), and the fused sum
+        is unblocked once. Style-side projections are consumed first and every buffer is dropped after its last use,
+        so at most a few content-sized maps are alive at once. In the untiled strip of ``remainder="zeros"`` the
+        branches are 0, so the result there is ``fusion1.bias + fusion2.bias + Fc``, as in the official code.
+        """
+        side, size = self.block_side, fc.shape[-2:]
+        (nc_b, ns_b, fs_b), grid_c, grid_s = _blocked_inputs(
+            mean_variance_norm(fc), mean_variance_norm(fs), fs, side, self.remainder
+        )
+        if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: both branches are 0 everywhere
+            return self._fusion_bias()[None, :, None, None] + fc
+        lean = not torch.is_grad_enabled()
+        if self.use_da:  # DA step 1 only needs the style: aggregate now, keep the two small (B, h, d, n_s) results
+            k_hat, v_hat = aggregate_blocks(split_heads(self.k(ns_b), self.heads), split_heads(self.v(fs_b), self.heads),
+                                            self.sim_alpha, self.sim_beta, self.da_normaliser)
         if self.use_pa:
-            pa = progressive_attention(self.q2(nc), self.k2(ns), self.v2(fs), step1=self.pa_step1, **common)
-            branches.append(self.fusion2(pa))
-        return sum(branches[1:], branches[0]) + fc  # official order: fusion1(DA) + fusion2(PA) + Fc
+            pa_keys, pa_values = self.k2(ns_b), self.v2(fs_b)
+        del ns_b, fs_b
+        fused = None
+        if self.use_da:
+            da = attend_aggregated(self.q(nc_b), k_hat, v_hat, self.backend)
+            del k_hat, v_hat
+            fused = self.fusion1(da)
+            del da
+        if self.use_pa:
+            queries = self.q2(nc_b)
+            del nc_b
+            index = None if self.pa_step1 else same_location_index(grid_c, grid_s, device=fc.device)
+            pa = progressive_attention_blocks(queries, pa_keys, pa_values, self.heads, index, self.backend)
+            del queries, pa_keys, pa_values
+            branch = self.fusion2(pa)
+            del pa
+            fused = branch if fused is None else (fused.add_(branch) if lean else fused + branch)
+            del branch
+        tiled = from_blocks(fused, side, grid_c)
+        del fused
+        if self.remainder == "reflect":
+            return tiled[:, :, : size[0], : size[1]] + fc
+        tiled_h, tiled_w = tiled.shape[-2:]
+        if (tiled_h, tiled_w) == tuple(size):
+            return tiled.add_(fc) if lean else tiled + fc
+        out = fc + self._fusion_bias()[None, :, None, None]  # the untiled strip: fusion1(0) + fusion2(0) + Fc
+        out[:, :, :tiled_h, :tiled_w] = tiled + fc[:, :, :tiled_h, :tiled_w]
+        return out
+
+    def _fusion_bias(self) -> Tensor:
+        """(C,) what the fused branches are where no block reaches: fusion1(0) + fusion2(0) = the biases' sum."""
+        biases = [getattr(self, name).bias for name in ("fusion1", "fusion2") if hasattr(self, name)]
+        return biases[0] if len(biases) == 1 else biases[0] + biases[1]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .bands import banded_or_whole
 from .errors import InputError
 from .vgg import VGGEncoder, feature_size
 
@@ -30,13 +31,9 @@ def crop_to(x: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def run_with_crops(layers: nn.Sequential, x: Tensor, sizes: Sequence[Sequence[int]]) -> Tensor:
-    """Run ``layers`` on x, cropping the output of the k-th ``nn.Upsample`` to ``sizes[k]``."""
-    sizes = iter(sizes)
-    for layer in layers:
-        x = layer(x)
-        if isinstance(layer, nn.Upsample):
-            x = crop_to(x, next(sizes))
-    return x
+    """Run ``layers`` on x, cropping the output of the k-th ``nn.Upsample`` to ``sizes[k]``; in row bands at inference
+    where the output is large (:func:`methods.bands.banded_or_whole`)."""
+    return banded_or_whole(layers, x, sizes)
 
 
 def check_image_batch(x: Tensor, name: str) -> None:
@@ -134,8 +131,10 @@ class StyleTransferNet(nn.Module):
         return self.encode_for(content, "content"), self.encode_style(style, content.shape[0])
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
-        content_features, style_features = self.encode_pair(content, style)
-        return self.decode(self.transfer(content_features, style_features), content.shape[-2:])
+        # The encoder features are dropped once transferred: the decoder's full-resolution layers, where the peak
+        # memory of a large input is, then run without them alive.
+        features = self.transfer(*self.encode_pair(content, style))
+        return self.decode(features, content.shape[-2:])
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Every parameter and buffer except the frozen encoder's (what a harness checkpoint stores)."""

@@ -93,10 +93,13 @@ class Decoder(nn.Module):
 
     def forward(self, t: Tensor, s3: Tensor, size: Sequence[int]) -> Tensor:
         """t (B, 512, h4, w4), s3 (B, 256, h3, w3) → image (B, 3, *size), unclamped."""
-        x = run_with_crops(self.decoder_layer_1, t, [s3.shape[-2:]])
-        x = torch.cat([x, s3], dim=1)
         half = [feature_size(s, "relu2_1") for s in size]
-        return run_with_crops(self.decoder_layer_2, x, [half, list(size)])
+        # the concatenated input is not bound here, so it is freed after the first layer of decoder_layer_2
+        return run_with_crops(
+            self.decoder_layer_2,
+            torch.cat([run_with_crops(self.decoder_layer_1, t, [s3.shape[-2:]]), s3], dim=1),
+            [half, list(size)],
+        )
 
 
 def init_normal(module: nn.Module, generator: torch.Generator, std: float = 0.02) -> None:

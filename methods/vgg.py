@@ -3,7 +3,7 @@
 The module list is the 53-module ``nn.Sequential`` of the original code bases, so ``vgg_normalised.pth`` (keys
 ``0.weight`` … ``51.bias``) loads strictly into :attr:`VGGEncoder.layers`. Images go in as RGB in [0, 1]; the leading
 1×1 conv does the Caffe preprocessing (×255, RGB→BGR, minus the BGR means). The encoder is frozen, and a forward pass
-runs only as deep as the deepest requested tap.
+runs only as deep as the deepest requested tap, in row bands where the image is large (:mod:`methods.bands`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from .bands import banded_or_whole
 from .weights import WeightFile
 
 VGG_WEIGHTS = WeightFile(
@@ -77,13 +78,12 @@ class VGGEncoder(nn.Module):
         unknown = wanted - set(TAPS)
         if unknown:
             raise ValueError(f"unknown VGG taps {sorted(unknown)}; known: {', '.join(TAP_NAMES)}")
-        stop = max(TAPS[t] for t in wanted)
         ends = {end: name for name, end in TAPS.items() if name in wanted}
-        features = {}
-        for index in range(stop):
-            x = self.layers[index](x)
-            if index + 1 in ends:
-                features[ends[index + 1]] = x
+        features, start = {}, 0
+        for end in sorted(ends):  # layers between taps run as one stack: in row bands when the image is large
+            x = banded_or_whole(self.layers[start:end], x)
+            features[ends[end]] = x
+            start = end
         return features
 
     @torch.no_grad()

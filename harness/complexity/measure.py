@@ -228,6 +228,8 @@ class Cell:
     threads: int | None = None
     attention_repeats: int = 3
     count_flops: bool = True
+    content_size: tuple[int, int] | None = None
+    """Content (height, width) where it differs from the square ``size`` × ``size`` style (high-resolution runs)."""
 
 
 def _attention_columns(cell: Cell, forward: Callable[[], None], model: nn.Module, modules: Mapping[str, nn.Module],
@@ -270,7 +272,8 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
     model = method.model
     generator = torch.Generator().manual_seed(cell.seed)
     shape = (cell.batch_size, 3, cell.size, cell.size)
-    content = torch.rand(shape, generator=generator).to(device)
+    content_shape = shape if cell.content_size is None else (cell.batch_size, 3, *cell.content_size)
+    content = torch.rand(content_shape, generator=generator).to(device)
     style = torch.rand(shape, generator=generator).to(device)
     modules = attention_modules(model)
     labelled = {ATTENTION_LAYER_PATHS.get(path, path): module for path, module in modules.items()}

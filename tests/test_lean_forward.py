@@ -1,0 +1,137 @@
+"""Memory-lean forward passes (issue 13): chunked DA/PA step 2, the blocked A2K module, row-band convolution stacks.
+
+Each lean path is checked against the plain computation it replaces: the chunked and blocked attention bit for bit
+(same kernels on the same values); the row bands in float64 to 1e-12, since in fp32 they agree only to rounding
+(oneDNN picks its convolution algorithm by the tensor's shape), and a wrong halo row would show far above that.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import harness
+from methods import a2k, bands
+from methods.a2k import A2KAttention, progressive_attention_blocks
+from methods.ops import split_heads, to_blocks
+from methods.stya2k import Decoder
+from methods.vgg import VGGEncoder, feature_size
+from .reference_impls import ref_a2k_forward
+
+
+def _seeded_module(**kw) -> A2KAttention:
+    module = A2KAttention(32, 4, heads=4, **kw)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    return module
+
+
+@pytest.mark.parametrize("kw", [{}, {"pa_step1": False}, {"use_da": False}, {"use_pa": False},
+                                {"remainder": "reflect"}])
+def test_a2k_chunked_step2_is_bit_identical_to_one_chunk(monkeypatch, kw):
+    module = _seeded_module(**kw)
+    fc, fs = torch.randn(2, 32, 26, 30), torch.randn(2, 32, 18, 22)
+    with torch.inference_mode():
+        whole = module(fc, fs)
+        monkeypatch.setattr(a2k, "STEP2_CHUNK_ELEMENTS", 4 * 16 * 8)  # a few blocks per chunk
+        chunked = module(fc, fs)
+    assert torch.equal(chunked, whole)
+
+
+def test_a2k_blocked_module_matches_the_loop_reference_in_training_mode():
+    module = _seeded_module()
+    fc = torch.randn(1, 32, 22, 17, dtype=torch.float64, requires_grad=True)
+    fs = torch.randn(1, 32, 13, 19, dtype=torch.float64)
+    module = module.double()
+    out = module(fc, fs)
+    reference = ref_a2k_forward(module, fc.detach(), fs, 4, 4)
+    torch.testing.assert_close(out, reference, rtol=1e-10, atol=1e-11)
+    out.square().sum().backward()  # the blocked path keeps autograd (in-place adds only under no-grad)
+    assert fc.grad is not None and torch.isfinite(fc.grad).all()
+
+
+def test_pa_gathers_only_one_chunk_of_keys_at_a_time(monkeypatch):
+    qb, kb, vb = (to_blocks(torch.randn(1, 32, 32, 32), 4) for _ in range(3))  # 64 blocks of 16 positions
+    budget = 8 * 16 * 8  # 8 heads × 16 positions × 8 channels → one block per 1,024 elements: 8 blocks per chunk
+    monkeypatch.setattr(a2k, "STEP2_CHUNK_ELEMENTS", budget)
+    sizes, original = [], torch.gather
+
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        sizes.append(out.numel())
+        return out
+
+    with torch.inference_mode():
+        whole = progressive_attention_blocks(qb, kb, vb, heads=8)  # budget patched: chunked
+        monkeypatch.setattr(a2k.torch, "gather", recording)
+        again = progressive_attention_blocks(qb, kb, vb, heads=8)
+    monkeypatch.setattr(a2k.torch, "gather", original)
+    assert torch.equal(again, whole)
+    assert sizes and max(sizes) <= budget < split_heads(kb, 8).numel()
+
+
+def _whole(layers, x, crops=()):
+    crops = iter(crops)
+    for layer in layers:
+        x = layer(x)
+        if isinstance(layer, nn.Upsample):
+            size = next(crops)
+            x = x[..., : size[0], : size[1]]
+    return x
+
+
+@pytest.mark.parametrize("hw", [(67, 45), (64, 64), (33, 90)])
+@pytest.mark.parametrize("budget", [1 << 12, 1 << 15])
+def test_vgg_stack_in_row_bands_equals_the_whole_map(hw, budget):
+    encoder = VGGEncoder()
+    encoder.reset_random(torch.Generator().manual_seed(0))
+    encoder.double()
+    x = torch.rand(2, 3, *hw, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.inference_mode():
+        for start, end in ((0, 4), (4, 11), (0, 18), (11, 31)):
+            stack = encoder.layers[start:end]
+            source = x if start == 0 else _whole(encoder.layers[:start], x)
+            banded = bands.run_in_bands(stack, source, max_elements=budget)
+            assert banded is not None, "the test must exercise the bands"
+            torch.testing.assert_close(banded, _whole(stack, source), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [(67, 45), (64, 64), (37, 70)])
+def test_decoder_in_row_bands_equals_the_whole_map(size):
+    decoder = Decoder()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
+    decoder.double()
+    h3, w3 = (feature_size(s, "relu3_1") for s in size)
+    x = torch.rand(1, 512, h3, w3, generator=generator, dtype=torch.float64)
+    crops = [[feature_size(s, "relu2_1") for s in size], list(size)]
+    with torch.inference_mode():
+        banded = bands.run_in_bands(decoder.decoder_layer_2, x, crops, max_elements=1 << 12)
+        assert banded is not None and banded.shape[-2:] == size
+        torch.testing.assert_close(banded, _whole(decoder.decoder_layer_2, x, crops), rtol=1e-12, atol=1e-12)
+
+
+def test_small_inputs_unsupported_layers_and_training_run_whole():
+    encoder = VGGEncoder()
+    x = torch.rand(1, 3, 32, 32)
+    assert bands.run_in_bands(encoder.layers[:18], x) is None  # under the default budget
+    assert bands.run_in_bands([nn.Conv2d(3, 3, 3, padding=1)], x, max_elements=1) is None  # zero-padded conv
+    stack = encoder.layers[:4]
+    calls = []
+    stack[1].register_forward_hook(lambda *_: calls.append(1))  # the 3×3 conv
+    with torch.enable_grad():
+        bands.banded_or_whole(stack, x.requires_grad_(True))
+    assert calls == [1]  # one call on the whole map: bands only run without autograd
+
+
+def test_full_network_in_bands_matches_whole(monkeypatch):
+    method = harness.create_method("styA2K", init="random", seed=0)
+    content, style = torch.rand(1, 3, 70, 52), torch.rand(1, 3, 64, 64)
+    whole = method.stylize(content, style)
+    monkeypatch.setattr(bands, "BAND_ELEMENTS", 1 << 14)
+    banded = method.stylize(content, style)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
