@@ -34,13 +34,6 @@ class _RowOp:
     module: nn.Module
     crop: tuple[int, int] | None = None  # "up": the (rows, cols) it is cropped to
 
-    def out_rows(self, rows: int) -> int:
-        if self.kind == "pool":
-            return -(-rows // 2)
-        if self.kind == "up":
-            return self.crop[0]
-        return rows
-
     def in_range(self, start: int, stop: int, in_rows: int) -> tuple[int, int]:
         """Input rows [start', stop') that output rows [start, stop) depend on."""
         if self.kind == "conv3":
@@ -147,12 +140,8 @@ def run_in_bands(layers: Sequence[nn.Module], x: Tensor, crops: Sequence[Sequenc
     return out
 
 
-def banded_or_whole(layers: Sequence[nn.Module], x: Tensor, crops: Sequence[Sequence[int]] = ()) -> Tensor:
-    """:func:`run_in_bands` where it applies, else the stack run whole (cropping each upsample to ``crops``)."""
-    if not torch.is_grad_enabled():
-        out = run_in_bands(layers, x, crops)
-        if out is not None:
-            return out
+def run_whole(layers: Sequence[nn.Module], x: Tensor, crops: Sequence[Sequence[int]] = ()) -> Tensor:
+    """The stack run on the whole map, layer by layer, cropping the k-th upsample's output to ``crops[k]``."""
     crops = iter(crops)
     for layer in layers:
         x = layer(x)
@@ -160,3 +149,12 @@ def banded_or_whole(layers: Sequence[nn.Module], x: Tensor, crops: Sequence[Sequ
             size = next(crops)
             x = x[..., : size[0], : size[1]]
     return x
+
+
+def banded_or_whole(layers: Sequence[nn.Module], x: Tensor, crops: Sequence[Sequence[int]] = ()) -> Tensor:
+    """:func:`run_in_bands` where it applies (inference only), else :func:`run_whole`."""
+    if not torch.is_grad_enabled():
+        out = run_in_bands(layers, x, crops)
+        if out is not None:
+            return out
+    return run_whole(layers, x, crops)

@@ -55,6 +55,8 @@ def test_a2k_blocked_module_matches_the_loop_reference_in_training_mode():
 def test_pa_gathers_only_one_chunk_of_keys_at_a_time(monkeypatch):
     qb, kb, vb = (to_blocks(torch.randn(1, 32, 32, 32), 4) for _ in range(3))  # 64 blocks of 16 positions
     budget = 8 * 16 * 8  # 8 heads × 16 positions × 8 channels → one block per 1,024 elements: 8 blocks per chunk
+    with torch.inference_mode():
+        whole = progressive_attention_blocks(qb, kb, vb, heads=8)  # default budget: one chunk
     monkeypatch.setattr(a2k, "STEP2_CHUNK_ELEMENTS", budget)
     sizes, original = [], torch.gather
 
@@ -63,23 +65,12 @@ def test_pa_gathers_only_one_chunk_of_keys_at_a_time(monkeypatch):
         sizes.append(out.numel())
         return out
 
+    monkeypatch.setattr(a2k.torch, "gather", recording)
     with torch.inference_mode():
-        whole = progressive_attention_blocks(qb, kb, vb, heads=8)  # budget patched: chunked
-        monkeypatch.setattr(a2k.torch, "gather", recording)
-        again = progressive_attention_blocks(qb, kb, vb, heads=8)
+        chunked = progressive_attention_blocks(qb, kb, vb, heads=8)
     monkeypatch.setattr(a2k.torch, "gather", original)
-    assert torch.equal(again, whole)
+    assert torch.equal(chunked, whole)
     assert sizes and max(sizes) <= budget < split_heads(kb, 8).numel()
-
-
-def _whole(layers, x, crops=()):
-    crops = iter(crops)
-    for layer in layers:
-        x = layer(x)
-        if isinstance(layer, nn.Upsample):
-            size = next(crops)
-            x = x[..., : size[0], : size[1]]
-    return x
 
 
 @pytest.mark.parametrize("hw", [(67, 45), (64, 64), (33, 90)])
@@ -92,10 +83,10 @@ def test_vgg_stack_in_row_bands_equals_the_whole_map(hw, budget):
     with torch.inference_mode():
         for start, end in ((0, 4), (4, 11), (0, 18), (11, 31)):
             stack = encoder.layers[start:end]
-            source = x if start == 0 else _whole(encoder.layers[:start], x)
+            source = x if start == 0 else bands.run_whole(encoder.layers[:start], x)
             banded = bands.run_in_bands(stack, source, max_elements=budget)
             assert banded is not None, "the test must exercise the bands"
-            torch.testing.assert_close(banded, _whole(stack, source), rtol=1e-12, atol=1e-10)
+            torch.testing.assert_close(banded, bands.run_whole(stack, source), rtol=1e-12, atol=1e-10)
 
 
 @pytest.mark.parametrize("size", [(67, 45), (64, 64), (37, 70)])
@@ -112,7 +103,7 @@ def test_decoder_in_row_bands_equals_the_whole_map(size):
     with torch.inference_mode():
         banded = bands.run_in_bands(decoder.decoder_layer_2, x, crops, max_elements=1 << 12)
         assert banded is not None and banded.shape[-2:] == size
-        torch.testing.assert_close(banded, _whole(decoder.decoder_layer_2, x, crops), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(banded, bands.run_whole(decoder.decoder_layer_2, x, crops), rtol=1e-12, atol=1e-12)
 
 
 def test_small_inputs_unsupported_layers_and_training_run_whole():
