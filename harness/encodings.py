@@ -26,8 +26,14 @@ __all__ = ["EncodingCache", "RunEncodings"]
 
 
 class EncodingCache:
-    """An LRU of prepared encodings (:class:`methods.PreparedFeatures`) bounded by ``budget_mib`` (0: nothing is kept, every call encodes). An entry
-    larger than the whole budget is used once and not kept. ``hits`` / ``misses`` count the look-ups."""
+    """An LRU of prepared encodings (:class:`methods.PreparedFeatures`) bounded by ``budget_mib`` (0: nothing is kept,
+    every call encodes). An entry larger than the whole budget is used once and not kept. ``hits`` / ``misses`` count
+    the look-ups.
+
+    Entries made with ``derived=True`` (a method's style state: cheap to redo from the encodings it was derived
+    from) only fill room that is free: they never evict anything and are the first evicted when an encoding needs
+    room. A grid's styles cycle through the cache once per content, and an LRU over a cycle longer than it holds
+    misses every time; so the encodings, worth far more, keep their place, and the states that fit stay hits."""
 
     def __init__(self, budget_mib: float) -> None:
         if budget_mib < 0:
@@ -36,23 +42,28 @@ class EncodingCache:
         self.used = 0
         self.hits = self.misses = 0
         self._entries: OrderedDict[Hashable, tuple[PreparedFeatures, int]] = OrderedDict()
+        self._derived: OrderedDict[Hashable, tuple[PreparedFeatures, int]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._derived)
 
-    def get(self, key: Hashable, make: Callable[[], PreparedFeatures]) -> PreparedFeatures:
-        """The entry of ``key``, made with ``make()`` on a miss (and kept while the budget allows, evicting the least
-        recently used entries)."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return self._entries[key][0]
+    def get(self, key: Hashable, make: Callable[[], PreparedFeatures], derived: bool = False) -> PreparedFeatures:
+        """The entry of ``key``, made with ``make()`` on a miss (and kept while the budget allows: see the class)."""
+        for entries in (self._entries, self._derived):
+            if key in entries:
+                entries.move_to_end(key)
+                self.hits += 1
+                return entries[key][0]
         self.misses += 1
         value = make()
         size = value.nbytes
-        if size <= self.budget:
-            while self.used + size > self.budget and self._entries:
-                _, (_, freed) = self._entries.popitem(last=False)
+        if derived:
+            if self.used + size <= self.budget:
+                self._derived[key] = (value, size)
+                self.used += size
+        elif size <= self.budget:
+            while self.used + size > self.budget:
+                _, (_, freed) = (self._derived or self._entries).popitem(last=False)
                 self.used -= freed
             self._entries[key] = (value, size)
             self.used += size
@@ -98,8 +109,13 @@ class RunEncodings:
         method.model.check_image(image, role)
         shared = self.cache.get(("vgg", digest, taps, path), lambda: _vgg_features(method, image, taps))
         features = {t: v for t, v in shared.features.items() if t in method.model.taps}
-        kind = PreparedContent if role == "content" else PreparedStyle
-        return kind(features, shared.size, method.name)
+        if role == "content" or type(method.model).style_state is StyleTransferNet.style_state:
+            kind = PreparedContent if role == "content" else PreparedStyle
+            return kind(features, shared.size, method.name)
+        # the method's style-only work is cached apart from the shared features (which it does not copy)
+        state = self.cache.get((label, "style state", path), lambda: _style_state(method, features, shared.size),
+                               derived=True)
+        return PreparedStyle({**features, **state.features}, shared.size, method.name)
 
     def content(self, label: str, method: Method, path: Path, image: Tensor) -> PreparedContent:
         return self._prepared(label, method, "content", path, image)
@@ -109,6 +125,12 @@ class RunEncodings:
 
     def stats(self) -> dict[str, Any]:
         return {**self.cache.stats(), "shared_vgg": sorted(self._shared)}
+
+
+@torch.inference_mode()
+def _style_state(method: Method, features: dict[str, Tensor], size: tuple[int, int]) -> PreparedFeatures:
+    """The network's style state (:meth:`methods.StyleTransferNet.style_state`) of a style's shared VGG features."""
+    return PreparedFeatures(method.model.style_state(features), size, method.name)
 
 
 @torch.inference_mode()

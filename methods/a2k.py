@@ -307,40 +307,71 @@ class A2KAttention(nn.Module):
             f"remainder={self.remainder!r}"
         )
 
-    def forward(self, fc: Tensor, fs: Tensor) -> Tensor:
+    def _padded_or_checked(self, x: Tensor, role: str) -> Tensor:
+        """Reflect mode pads ``x`` up to a multiple of the block side; zeros mode checks that a style has a block."""
+        if self.remainder == "reflect":
+            return _pad_to_multiple(x, self.block_side)
+        if role == "style":
+            _check_style_blocks(x.shape[-2:], self.block_side)
+        return x
+
+    def _grid(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """The block grid of a map of size ``hw``: floor tiling (zeros mode) or of the padded map (reflect mode)."""
+        if self.remainder == "reflect":
+            hw = tuple(-(-n // self.block_side) * self.block_side for n in hw)
+        return block_grid(hw[0], hw[1], self.block_side)
+
+    def style_state(self, fs: Tensor) -> dict[str, Tensor]:
+        """The style-only half of :meth:`forward`, computed once per style and reusable for any content:
+        fs (S, C, Hs, Ws) → ``k_hat``, ``v_hat``: DA step 1's aggregated keys and values (S, h, d, n_s), and
+        ``pa_keys``, ``pa_values``: PA's projected style blocks (S, C, n_s, r) (only the branches the module has)."""
+        side = self.block_side
+        ns_b = to_blocks(self._padded_or_checked(mean_variance_norm(fs), "style"), side)
+        fs_b = to_blocks(self._padded_or_checked(fs, "style"), side)
+        state: dict[str, Tensor] = {}
+        if self.use_da:
+            state["k_hat"], state["v_hat"] = aggregate_blocks(
+                split_heads(self.k(ns_b), self.heads), split_heads(self.v(fs_b), self.heads),
+                self.sim_alpha, self.sim_beta, self.da_normaliser)
+        if self.use_pa:
+            state["pa_keys"], state["pa_values"] = self.k2(ns_b), self.v2(fs_b)
+        return state
+
+    def forward(self, fc: Tensor | None, fs: Tensor,
+                style_state: dict[str, Tensor] | None = None) -> Tensor | dict[str, Tensor]:
         """fc (B, C, Hc, Wc), fs (B, C, Hs, Ws) → (B, C, Hc, Wc), the official computation in the blocked layout.
 
-        Normalise, pad (reflect mode) and block the three inputs N(Fc), N(Fs), Fs once; both branches project,
-        attend and fuse there (1×1 convolutions act per position, so blocking commutes with them), and the fused sum
-        is unblocked once. Style-side projections are consumed first and every buffer is dropped after its last use,
-        so at most a few content-sized maps are alive at once. In the untiled strip of ``remainder="zeros"`` the
-        branches are 0, so the result there is ``fusion1.bias + fusion2.bias + Fc``, as in the official code.
+        ``style_state``: :meth:`style_state` of ``fs`` computed earlier (a style reused across contents); without it
+        the style half runs here first. ``fc=None`` runs only the style half and returns :meth:`style_state` (through
+        the module call, so hooks, the FLOP counter and the module timings see it as the attention's work). The normalised and padded (reflect mode) content N(Fc) is blocked once; both
+        branches project, attend and fuse there (1×1 convolutions act per position, so blocking commutes with them),
+        and the fused sum is unblocked once. Every buffer is dropped after its last use, so at most a few
+        content-sized maps are alive at once. In the untiled strip of ``remainder="zeros"`` the branches are 0, so
+        the result there is ``fusion1.bias + fusion2.bias + Fc``, as in the official code.
         """
+        if fc is None:
+            return self.style_state(fs)
         side, size = self.block_side, fc.shape[-2:]
-        (nc_b, ns_b, fs_b), grid_c, grid_s = _blocked_inputs(
-            mean_variance_norm(fc), mean_variance_norm(fs), fs, side, self.remainder
-        )
+        state = dict(self.style_state(fs) if style_state is None else style_state)
+        nc = self._padded_or_checked(mean_variance_norm(fc), "content")
+        grid_c = self._grid(size)
         if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: both branches are 0 everywhere
             return self._fusion_bias()[None, :, None, None] + fc
+        nc_b = to_blocks(nc, side)
+        del nc
         lean = not torch.is_grad_enabled()
-        if self.use_da:  # DA step 1 only needs the style: aggregate now, keep the two small (B, h, d, n_s) results
-            k_hat, v_hat = aggregate_blocks(split_heads(self.k(ns_b), self.heads), split_heads(self.v(fs_b), self.heads),
-                                            self.sim_alpha, self.sim_beta, self.da_normaliser)
-        if self.use_pa:
-            pa_keys, pa_values = self.k2(ns_b), self.v2(fs_b)
-        del ns_b, fs_b
         fused = None
         if self.use_da:
-            da = attend_aggregated(self.q(nc_b), k_hat, v_hat, self.backend)
-            del k_hat, v_hat
+            da = attend_aggregated(self.q(nc_b), state.pop("k_hat"), state.pop("v_hat"), self.backend)
             fused = self.fusion1(da)
             del da
         if self.use_pa:
             queries = self.q2(nc_b)
             del nc_b
-            index = None if self.pa_step1 else same_location_index(grid_c, grid_s, device=fc.device)
-            pa = progressive_attention_blocks(queries, pa_keys, pa_values, self.heads, index, self.backend)
-            del queries, pa_keys, pa_values
+            index = None if self.pa_step1 else same_location_index(grid_c, self._grid(fs.shape[-2:]), device=fc.device)
+            pa = progressive_attention_blocks(queries, state.pop("pa_keys"), state.pop("pa_values"), self.heads, index,
+                                              self.backend)
+            del queries
             branch = self.fusion2(pa)
             del pa
             fused = branch if fused is None else (fused.add_(branch) if lean else fused + branch)

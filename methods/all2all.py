@@ -38,10 +38,21 @@ class AllToAllAttention(nn.Module):
     def extra_repr(self) -> str:
         return f"channels={self.channels}, heads={self.heads}"
 
-    def forward(self, fc: Tensor, fs: Tensor) -> Tensor:
-        """fc (B, C, Hc, Wc), fs (B, C, Hs, Ws) → (B, C, Hc, Wc)."""
-        q, k = self.q(mean_variance_norm(fc)), self.k(mean_variance_norm(fs))
-        return self.fusion1(all_to_all_attention(q, k, self.v(fs), self.heads, self.backend)) + fc
+    def style_state(self, fs: Tensor) -> dict[str, Tensor]:
+        """The style-only half of :meth:`forward`, once per style: fs (S, C, Hs, Ws) → ``keys`` k(N(Fs)) and
+        ``values`` v(Fs), each (S, C, Hs, Ws)."""
+        return {"keys": self.k(mean_variance_norm(fs)), "values": self.v(fs)}
+
+    def forward(self, fc: Tensor | None, fs: Tensor,
+                style_state: dict[str, Tensor] | None = None) -> Tensor | dict[str, Tensor]:
+        """fc (B, C, Hc, Wc), fs (B, C, Hs, Ws) → (B, C, Hc, Wc); ``style_state``: :meth:`style_state` of ``fs``
+        computed earlier (else it is computed here). ``fc=None``: only the style half, returning :meth:`style_state`
+        (through the module call, so hooks and the FLOP counter count it as the attention's)."""
+        if fc is None:
+            return self.style_state(fs)
+        state = self.style_state(fs) if style_state is None else style_state
+        q = self.q(mean_variance_norm(fc))
+        return self.fusion1(all_to_all_attention(q, state["keys"], state["values"], self.heads, self.backend)) + fc
 
 
 def build_all2all(

@@ -39,9 +39,10 @@ class PreparedFeatures:
 class PreparedStyle(PreparedFeatures):
     """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
 
-    ``features``: the style's features (``model.encode_for(style, "style")``: VGG's at the model's taps for most methods,
-    with a method's own style-only signals where it has them), ``{name: (S, C, h, w)}`` with S = the style batch
-    (1: broadcast over any content batch); ``size``: the style image's (H, W); ``method``: the name of the method that
+    ``features``: ``model.encode_style(style)``, the style's features (VGG's at the model's taps for most methods, with
+    a method's own style-only signals where it has them) and the network's style state (the attention modules'
+    style-side projections), ``{name: (S, ...)}`` with S = the style batch (1: broadcast over any content batch);
+    ``size``: the style image's (H, W); ``method``: the name of the method that
     encoded it (a prepared style only fits that method's network).
     """
 
@@ -91,13 +92,13 @@ class Method:
 
     @torch.inference_mode()
     def prepare_style(self, style: Tensor) -> PreparedStyle:
-        """Encode ``style`` (S, 3, Hs, Ws) in [0, 1] once, to stylise many content images with it (video frames):
-        ``stylize(content, prepared)`` then skips the style's VGG pass and is bit-identical to
-        ``stylize(content, style)``. What stays per call is what :meth:`StyleTransferNet.transfer` does with the
-        features (e.g. the attention's key/value projections)."""
+        """Encode ``style`` (S, 3, Hs, Ws) in [0, 1] once, to stylise many content images with it (video frames, a
+        run's grid): ``stylize(content, prepared)`` then skips the style's encoding and the network's style-only work
+        (:meth:`StyleTransferNet.style_state`: the attention modules' key/value projections, StyA2K's DA step-1
+        aggregation) and is bit-identical to ``stylize(content, style)``."""
         style = self._prepare(style)
         self.model.check_image(style, "style")
-        return PreparedStyle(self.model.encode_for(style, "style"), (int(style.shape[-2]), int(style.shape[-1])), self.name)
+        return PreparedStyle(self.model.encode_style(style), (int(style.shape[-2]), int(style.shape[-1])), self.name)
 
     @torch.inference_mode()
     def prepare_content(self, content: Tensor) -> PreparedContent:

@@ -144,9 +144,25 @@ class AttentionTransferNet(StyleTransferNet):
         self.min_content_side = 17
         self.min_style_side = max(17, min_style_side)
 
+    def _attention_modules(self) -> dict[str, tuple[str, nn.Module]]:
+        """State-key prefix → (tap, attention module), for the modules that split off a style state."""
+        modules = {"A2K": ("relu3_1", self.A2K)}
+        for tap, name in zip(("relu4_1", "relu5_1"), self.transform.names):
+            modules[f"transform.{name}"] = (tap, getattr(self.transform, name))
+        return {prefix: entry for prefix, entry in modules.items() if hasattr(entry[1], "style_state")}
+
+    def style_state(self, style: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {f"{prefix}/{key}": value for prefix, (tap, module) in self._attention_modules().items()
+                for key, value in module(None, style[tap]).items()}  # the module call: hooks see it
+
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor]) -> dict[str, Tensor]:
-        s3 = self.A2K(content["relu3_1"], style["relu3_1"])
-        t = self.transform(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"])
+        states = {prefix: {key.split("/", 1)[1]: value for key, value in style.items() if key.startswith(prefix + "/")}
+                  for prefix in self._attention_modules()}
+        extra = {prefix: (state,) if state else () for prefix, state in states.items()}
+        names = [f"transform.{name}" for name in self.transform.names]
+        s3 = self.A2K(content["relu3_1"], style["relu3_1"], *extra.get("A2K", ()))
+        t = self.transform(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"],
+                           extra4=extra.get(names[0], ()), extra5=extra.get(names[1], ()))
         return {"relu3_1": s3, "relu4_1": t}
 
     def decode(self, features: dict[str, Tensor], size: Sequence[int]) -> Tensor:

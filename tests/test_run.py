@@ -145,14 +145,16 @@ def test_encoding_reuse_is_bit_identical_to_per_pair_encoding(tmp_path):
 
     runs = {}
     for label, budget in (("reuse", 1024), ("per_pair", 0), ("tiny", 0.01)):
-        config = RunConfig(methods=["styA2K", "adain", "AdaAttN", "MicroAST"], size=64, init="random", out=tmp_path / label,
+        config = RunConfig(methods=["styA2K", "adain", "all2all", "AdaAttN", "MicroAST"], size=64, init="random", out=tmp_path / label,
                            metrics=["content_loss", "style_loss", "lpips"], progress=False, report=False,
                            feature_cache_mib=budget)
         runs[label] = execute_run(config)
     reuse = runs["reuse"]["encodings"]
-    assert reuse["shared_vgg"] == ["adain", "styA2K"]  # one VGG-19 (same seeded init): encoded once for both
-    # 4 demo contents + 4 styles: 8 VGG encodings shared by styA2K and adain, 8 each for AdaAttN and MicroAST
-    assert reuse["misses"] == 8 * 3 and reuse["hits"] == 4 * 16 * 2 - 24
+    assert reuse["shared_vgg"] == ["adain", "all2all", "styA2K"]  # one VGG-19 (same seeded init): encoded once for all
+    # 4 demo contents + 4 styles: 8 VGG encodings shared by styA2K, adain and all2all, 8 each for AdaAttN and
+    # MicroAST, and the attention's style state of each style for styA2K and all2all; 16 pairs look up a content
+    # and a style for 5 methods, and a style state for 2
+    assert reuse["misses"] == 8 * 3 + 4 * 2 and reuse["hits"] == 16 * (5 * 2 + 2) - 32
     assert runs["per_pair"]["encodings"]["hits"] == 0 and runs["tiny"]["encodings"]["hits"] == 0
     reference = (tmp_path / "per_pair" / "metrics.csv").read_text()
     for label in ("reuse", "tiny"):
@@ -178,3 +180,31 @@ def test_encoding_cache_evicts_least_recently_used():
     assert made[-1] == "a" and cache.stats()["hits"] == 2
     cache.get("big", make("big", 4))
     assert "big" not in [k for k in cache._entries] and cache.used <= cache.budget
+
+
+def test_encoding_cache_keeps_derived_entries_only_in_free_room():
+    """Style states (derived entries) never evict anything and are evicted before encodings: a cycle of styles
+    longer than the cache keeps the encodings' hits."""
+    from harness.encodings import EncodingCache
+    from methods import PreparedFeatures
+
+    def prepared(mib):
+        return PreparedFeatures({"x": torch.zeros(int(mib * 2**20 / 4))}, (1, 1), "test")
+
+    cache, made = EncodingCache(4), []
+    make = lambda key, mib: lambda: made.append(key) or prepared(mib)  # noqa: E731
+    cache.get("a", make("a", 1))
+    cache.get("a state", make("a state", 1), derived=True)
+    cache.get("b", make("b", 1))
+    cache.get("b state", make("b state", 1), derived=True)  # the cache is full now
+    cache.get("c state", make("c state", 1), derived=True)  # no room: used, not kept, nothing evicted
+    assert len(cache) == 4 and cache.used == 4 * 2**20
+    cache.get("c", make("c", 1))  # an encoding evicts the least recently used state ("a state"), not "a"
+    cache.get("a", make("a", 1))
+    assert made == ["a", "a state", "b", "b state", "c state", "c"] and cache.stats()["hits"] == 1
+    cache.get("a state", make("a state", 1), derived=True)  # made again, and not kept: the cache is full
+    assert made[-1] == "a state" and "a state" not in cache._derived
+    cache.get("d", make("d", 2))  # evicts the remaining state, then the least recently used encoding "b"
+    assert made[-1] == "d" and cache.used == 4 * 2**20 and set(cache._entries) == {"a", "c", "d"}
+    cache.get("b", make("b", 1))
+    assert made[-1] == "b"

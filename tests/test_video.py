@@ -40,6 +40,23 @@ def test_prepared_style_gives_exactly_the_plain_output(name):
         method.stylize(content[..., :8, :], prepared)
 
 
+@pytest.mark.parametrize("name, options", [
+    ("styA2K-noDA", {}), ("styA2K-noPA", {}), ("styA2K-noPA1", {}), ("styA2K-1head", {}),
+    ("styA2K", {"variant": "paper"}), ("styA2K", {"remainder": "reflect"}),
+])
+def test_prepared_style_state_is_bit_identical_for_every_stya2k_form(name, options):
+    """The style state (key/value projections, DA step-1 aggregation, PA's blocked keys) prepared once gives exactly
+    the per-call result for each ablation, at sizes that are not multiples of the blocks and a style larger than
+    the content (the noPA1 block index follows the style's own grid)."""
+    method = create_method(name, init="random", seed=0, **options)
+    gen = torch.Generator().manual_seed(2)
+    content, style = torch.rand(2, 3, 72, 88, generator=gen), torch.rand(1, 3, 100, 76, generator=gen)
+    prepared = method.prepare_style(style)
+    state = {key for key in prepared.features if "/" in key}
+    assert state and all(prepared.features[key].shape[0] == 1 for key in state)
+    assert torch.equal(method.stylize(content, prepared), method.stylize(content, style))
+
+
 def test_prepared_style_belongs_to_its_method():
     adain = create_method("adain", init="random", seed=0)
     prepared = adain.prepare_style(torch.rand(1, 3, 32, 32))
