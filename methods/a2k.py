@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops import attention, block_grid, from_blocks, mean_variance_norm, merge_heads, split_heads, to_blocks
+from .ops import (attention, block_grid, from_blocks, mean_variance_norm, merge_heads, per_style, split_heads,
+                  to_blocks)
 
 DANormaliser = Literal["r+1", "n", "p"]
 Remainder = Literal["zeros", "reflect"]
@@ -352,7 +353,7 @@ class A2KAttention(nn.Module):
         if fc is None:
             return self.style_state(fs)
         side, size = self.block_side, fc.shape[-2:]
-        state = dict(self.style_state(fs) if style_state is None else style_state)
+        state = dict(per_style(self.style_state, fs) if style_state is None else style_state)
         nc = self._padded_or_checked(mean_variance_norm(fc), "content")
         grid_c = self._grid(size)
         if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: both branches are 0 everywhere

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .ops import attention, mean_variance_norm, merge_heads, split_heads
+from .ops import attention, mean_variance_norm, merge_heads, per_style, split_heads
 from .stya2k import AttentionTransferNet, a2k_star_target
 
 
@@ -50,7 +50,7 @@ class AllToAllAttention(nn.Module):
         (through the module call, so hooks and the FLOP counter count it as the attention's)."""
         if fc is None:
             return self.style_state(fs)
-        state = self.style_state(fs) if style_state is None else style_state
+        state = per_style(self.style_state, fs) if style_state is None else style_state
         q = self.q(mean_variance_norm(fc))
         return self.fusion1(all_to_all_attention(q, state["keys"], state["values"], self.heads, self.backend)) + fc
 

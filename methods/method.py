@@ -39,7 +39,7 @@ class PreparedFeatures:
 class PreparedStyle(PreparedFeatures):
     """A style image encoded once (:meth:`Method.prepare_style`), to stylise many content images (video frames) with it.
 
-    ``features``: ``model.encode_style(style)``, the style's features (VGG's at the model's taps for most methods, with
+    ``features``: the style's features (VGG's at the model's taps for most methods, with
     a method's own style-only signals where it has them) and the network's style state (the attention modules'
     style-side projections), ``{name: (S, ...)}`` with S = the style batch (1: broadcast over any content batch);
     ``size``: the style image's (H, W); ``method``: the name of the method that
@@ -98,7 +98,9 @@ class Method:
         aggregation) and is bit-identical to ``stylize(content, style)``."""
         style = self._prepare(style)
         self.model.check_image(style, "style")
-        return PreparedStyle(self.model.encode_style(style), (int(style.shape[-2]), int(style.shape[-1])), self.name)
+        features = self.model.encode_for(style, "style")
+        features = {**features, **self.model.style_state(features)}
+        return PreparedStyle(features, (int(style.shape[-2]), int(style.shape[-1])), self.name)
 
     @torch.inference_mode()
     def prepare_content(self, content: Tensor) -> PreparedContent:

@@ -84,8 +84,9 @@ class StyleTransferNet(nn.Module):
     def style_state(self, style: dict[str, Tensor]) -> dict[str, Tensor]:
         """Style-only work of :meth:`transfer` done once per style (a style reused across contents): the style's
         features → extra tensors ``{"<module>/<name>": (S, ...)}`` that :meth:`transfer` uses instead of recomputing
-        them when they are in its ``style`` dict, with the same result. None here; the attention networks return
-        their modules' key/value projections (and StyA2K's DA step-1 aggregation)."""
+        them when they are in its ``style`` dict, with the same result (:meth:`methods.Method.prepare_style` adds
+        them; the plain forward lets each module compute its own and drop it after use). None here; the attention
+        networks return their modules' key/value projections (and StyA2K's DA step-1 aggregation)."""
         return {}
 
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -126,12 +127,11 @@ class StyleTransferNet(nn.Module):
         if style.shape[0] not in (1, content.shape[0]):
             raise InputError(f"style batch {style.shape[0]} must be 1 or equal to the content batch {content.shape[0]}")
 
-    def encode_style(self, style: Tensor, batch: int | None = None) -> dict[str, Tensor]:
-        """The style's features with the network's :meth:`style_state`, both computed at the style's own batch S and
-        broadcast over a content batch of ``batch`` (None: kept at S)."""
+    def encode_style(self, style: Tensor, batch: int) -> dict[str, Tensor]:
+        """Style features; a single style is encoded once and its features broadcast over a content batch (batch
+        stride 0: the attention modules then compute their style state once, see :func:`methods.ops.per_style`)."""
         features = self.encode_for(style, "style")
-        features = {**features, **self.style_state(features)}
-        if batch is not None and style.shape[0] != batch:
+        if style.shape[0] != batch:
             features = {k: v.expand(batch, *v.shape[1:]) for k, v in features.items()}
         return features
 

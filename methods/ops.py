@@ -6,6 +6,7 @@ Conventions (spec §1, §3): feature maps are ``(B, C, H, W)``; statistics are p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,16 @@ def adain(content: Tensor, style: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------------
 # Blocking (spec §3): non-overlapping p×p blocks, block index row-major over the block grid, position row-major inside.
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def per_style(compute: Callable[[Tensor], dict[str, Tensor]], fs: Tensor) -> dict[str, Tensor]:
+    """``compute(fs)``, the style-only work of an attention module on a style map fs (B, C, h, w); where fs is one
+    style broadcast over a content batch (batch stride 0, as :meth:`methods.StyleTransferNet.encode_style` makes
+    it) it runs once on ``fs[:1]`` and its tensors are broadcast: cheaper, and exactly what a style prepared once
+    (:meth:`methods.Method.prepare_style`) gives."""
+    if fs.shape[0] > 1 and fs.stride(0) == 0:
+        return {key: value.expand(fs.shape[0], *value.shape[1:]) for key, value in compute(fs[:1]).items()}
+    return compute(fs)
 
 
 def block_grid(height: int, width: int, side: int) -> tuple[int, int]:

@@ -306,3 +306,24 @@ def test_bad_config_is_one_line_before_any_work(tmp_path, monkeypatch, changes, 
     assert isinstance(info.value, EXPECTED_ERRORS)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_cpu_working_set_is_the_live_peak_of_one_forward():
+    """Two 40 MiB tensors alive together, then freed, then one 60 MiB: the working set is 80 MiB (not 140, not what
+    glibc's heap kept from earlier runs), the same on a second measurement."""
+    from harness.complexity.measure import _working_set_mib
+
+    def forward():
+        a = torch.ones(10 * 2**20)  # 40 MiB, every page touched
+        b = torch.ones(10 * 2**20)
+        del a, b
+        c = torch.ones(15 * 2**20)  # 60 MiB
+        del c
+
+    first = _working_set_mib(forward)
+    if first is None:
+        pytest.skip("needs glibc and /proc/self/clear_refs (Linux)")
+    second = _working_set_mib(forward)
+    for working_set, baseline in (first, second):
+        assert 79 <= working_set <= 84 and baseline > 0
+    assert abs(first[0] - second[0]) < 2

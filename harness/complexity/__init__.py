@@ -17,9 +17,12 @@ cells left mapped (see :class:`ComplexityConfig`). Inside the worker (:func:`mea
    need more address space than a small cap allows);
 3. latency: :func:`metrics.timing.measure_latency` — ``warmup`` untimed then ``repeats`` timed forwards
    (``torch.inference_mode``, autocast to bf16 when ``dtype="bf16"``, CUDA synchronised); median, p10, p90 (ms);
-4. peak memory (MiB) over warm-up + timed runs — CPU: growth of the resident-set high-water mark
-   (``VmHWM`` after a reset through ``/proc/self/clear_refs`` − ``VmRSS`` at the reset), i.e. the forward's own
-   working set; CUDA: ``max_memory_allocated`` during the timed runs − ``memory_allocated`` before them (the working
+4. peak memory (MiB) — CPU: one forward before the warm-up, with every allocation of 64 KiB or more mapped on its
+   own (glibc ``mallopt``), so that the resident set follows the live tensors: the growth of the resident-set
+   high-water mark (``VmHWM`` after a reset through ``/proc/self/clear_refs`` − ``VmRSS`` at the reset), i.e. the
+   forward's working set, the same at every run (over the timed runs themselves glibc's heap keeps freed blocks and
+   the mark varies by ±10 %; that is the fallback where the C library is not glibc); CUDA: ``max_memory_allocated``
+   during the timed runs − ``memory_allocated`` before them (the working
    set; resident weights and inputs are excluded and reported as ``baseline_memory_mib``);
 5. time inside the attention modules (:func:`time_modules`): ``attention_repeats`` *extra* forwards with pre/post
    forward hooks on each attention module (synchronising on CUDA) — separate from the timed runs so that the hooks'

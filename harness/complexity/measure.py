@@ -179,6 +179,46 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+@contextlib.contextmanager
+def _exact_heap() -> Iterator[bool]:
+    """Map every allocation of 64 KiB or more on its own, unmapped when freed (glibc ``mallopt``), so the resident
+    set follows the live tensors and a forward's RSS high-water growth is its working set, the same at every run.
+    (Under glibc's dynamic threshold, freed mid-sized blocks stay in the heap and the mark depends on fragmentation:
+    StyA2K at 1024² read 1,018–1,202 MiB over repeated measurements here, 996 MiB every time under this.) It slows
+    allocation (a page fault per fresh page: +35 % latency for StyA2K at 512²), so only the memory pass runs under
+    it; on exit the thresholds are the values glibc's dynamic rule reaches after large frees (32 MiB mmap, 64 MiB
+    trim). Yields False (and changes nothing) where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        exact = bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 2**10)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 0))
+    except (OSError, AttributeError):
+        yield False
+        return
+    try:
+        yield exact
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
+def _working_set_mib(forward: Callable[[], None]) -> tuple[float, float] | None:
+    """(working set, baseline) in MiB of one ``forward()`` on the CPU: the growth of the RSS high-water mark over
+    the RSS at its reset (the baseline: weights, inputs, the interpreter), under :func:`_exact_heap`; None where
+    that or the high-water reset is not available (not glibc / not Linux)."""
+    with _exact_heap() as exact:
+        gc.collect()
+        _release_free_heap()
+        if not exact or not _reset_peak_rss():
+            return None
+        baseline = (_proc_status_kib("VmRSS") or 0) / 1024
+        forward()
+        peak = (_proc_status_kib("VmHWM") or 0) / 1024
+    return max(0.0, peak - baseline), baseline
+
+
 @contextlib.contextmanager
 def _memory_cap(cap_mib: float | None, device: torch.device) -> Iterator[None]:
     """Cap the memory the block may add (see the module docstring); restores the previous limit on exit."""
@@ -298,14 +338,14 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     notes = []
-    if device.type == "cpu":
-        _release_free_heap()
-        exact = _reset_peak_rss()
-        baseline = (_proc_status_kib("VmRSS") or 0) / 1024
-        kind = ("cpu resident-set high-water growth (VmHWM after reset − VmRSS, free heap trimmed) over warm-up + "
-                "timed runs" if exact else
-                "cpu peak RSS (ru_maxrss) growth over warm-up + timed runs (no HWM reset: 0 if under an earlier peak)")
+    working_set = None
     with _memory_cap(cell.max_memory_mib, device):  # the cap guards the measured forwards only
+        if device.type == "cpu":
+            working_set = _working_set_mib(forward)
+            if working_set is None:  # the fallback: the high-water mark over the timed runs themselves
+                _release_free_heap()
+                exact = _reset_peak_rss()
+                baseline = (_proc_status_kib("VmRSS") or 0) / 1024
         timing = measure_latency(forward, warmup=cell.warmup, repeats=cell.repeats, device=device,
                                  batch_size=cell.batch_size)
     if device.type == "cuda":
@@ -313,8 +353,16 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
         peak = (timing.peak_memory_mib or 0.0) - baseline
         kind = ("cuda max_memory_allocated during the timed runs − memory_allocated before them (working set; "
                 "weights and inputs excluded, in baseline_memory_mib)")
+    elif working_set is not None:
+        peak, baseline = working_set
+        kind = ("cpu working set: resident-set high-water growth (VmHWM after reset − VmRSS) of one forward before "
+                "the timed runs, every allocation ≥ 64 KiB mapped on its own so that the resident set follows the "
+                "live tensors (glibc mallopt)")
     else:
         peak = timing.peak_memory_mib
+        kind = ("cpu resident-set high-water growth (VmHWM after reset − VmRSS, free heap trimmed) over warm-up + "
+                "timed runs" if exact else
+                "cpu peak RSS (ru_maxrss) growth over warm-up + timed runs (no HWM reset: 0 if under an earlier peak)")
     row: dict[str, Any] = {
         "status": "ok", "latency_ms": timing.median_s * 1e3, "p10_ms": timing.p10_s * 1e3,
         "p90_ms": timing.p90_s * 1e3, "peak_memory_mib": peak, "baseline_memory_mib": baseline,
