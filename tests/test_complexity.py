@@ -308,22 +308,33 @@ def test_bad_config_is_one_line_before_any_work(tmp_path, monkeypatch, changes, 
     assert not (tmp_path / "out").exists()
 
 
+_WORKING_SET_PROBE = """
+import json, torch
+from harness.complexity.measure import _working_set_mib
+
+def forward():
+    a = torch.ones(10 * 2**20)  # 40 MiB, every page touched
+    b = torch.ones(10 * 2**20)
+    del a, b
+    c = torch.ones(15 * 2**20)  # 60 MiB
+    del c
+
+print(json.dumps([_working_set_mib(forward), _working_set_mib(forward)]))
+"""
+
+
 def test_cpu_working_set_is_the_live_peak_of_one_forward():
-    """Two 40 MiB tensors alive together, then freed, then one 60 MiB: the working set is 80 MiB (not 140, not what
-    glibc's heap kept from earlier runs), the same on a second measurement."""
-    from harness.complexity.measure import _working_set_mib
+    """Two 40 MiB tensors alive together, then freed, then one 60 MiB: the working set is 80 MiB (not 140), the
+    same on a second measurement. In a fresh process, as the complexity worker measures (a heap that earlier work
+    left full of free blocks serves allocations from them, and those stay resident when freed)."""
+    import json
+    import subprocess
+    import sys
 
-    def forward():
-        a = torch.ones(10 * 2**20)  # 40 MiB, every page touched
-        b = torch.ones(10 * 2**20)
-        del a, b
-        c = torch.ones(15 * 2**20)  # 60 MiB
-        del c
-
-    first = _working_set_mib(forward)
+    result = subprocess.run([sys.executable, "-c", _WORKING_SET_PROBE], capture_output=True, text=True, check=True)
+    first, second = json.loads(result.stdout.strip().splitlines()[-1])
     if first is None:
         pytest.skip("needs glibc and /proc/self/clear_refs (Linux)")
-    second = _working_set_mib(forward)
     for working_set, baseline in (first, second):
         assert 79 <= working_set <= 84 and baseline > 0
     assert abs(first[0] - second[0]) < 2

@@ -190,7 +190,9 @@ def _exact_heap() -> Iterator[bool]:
     StyA2K at 1024² read 1,018–1,202 MiB over repeated measurements here, 996 MiB every time under this.) It slows
     allocation (a page fault per fresh page: +35 % latency for StyA2K at 512²), so only the memory pass runs under
     it; on exit the thresholds are the values glibc's dynamic rule reaches after large frees (32 MiB mmap, 64 MiB
-    trim). Yields False (and changes nothing) where the C library is not glibc."""
+    trim). Exact in a fresh process (the CPU worker's ``worker: cell``): a heap that earlier work left full of large
+    free blocks serves allocations from them, and those stay resident when freed. Yields False (and changes
+    nothing) where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         exact = bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 2**10)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 0))
