@@ -20,6 +20,7 @@ General sizes (the official code handles only square maps of equal size whose si
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -193,14 +194,28 @@ def progressive_attention_blocks(qb: Tensor, kb: Tensor, vb: Tensor, heads: int,
     return merge_heads(out)
 
 
+def _padded_or_checked(x: Tensor, side: int, remainder: Remainder, style: bool = False) -> Tensor:
+    """Reflect mode pads ``x`` up to a multiple of ``side``; zeros mode checks that a ``style`` map has a block."""
+    if remainder == "reflect":
+        return _pad_to_multiple(x, side)
+    if style:
+        _check_style_blocks(x.shape[-2:], side)
+    return x
+
+
+def _grid(hw: Sequence[int], side: int, remainder: Remainder) -> tuple[int, int]:
+    """The block grid of a map of size ``hw``: floor tiling (zeros mode) or that of the padded map (reflect mode)."""
+    if remainder == "reflect":
+        hw = tuple(-(-n // side) * side for n in hw)
+    return block_grid(hw[0], hw[1], side)
+
+
 def _blocked_inputs(q: Tensor, k: Tensor, v: Tensor, side: int, remainder: Remainder
                     ) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[int, int], tuple[int, int]]:
     """Pad (reflect) or check (zeros) maps q, k, v and cut them into blocks → ((qb, kb, vb), content grid, style grid)."""
-    if remainder == "reflect":
-        q, k, v = (_pad_to_multiple(t, side) for t in (q, k, v))
-    else:
-        _check_style_blocks(k.shape[-2:], side)
-    grids = block_grid(q.shape[-2], q.shape[-1], side), block_grid(k.shape[-2], k.shape[-1], side)
+    grids = _grid(q.shape[-2:], side, remainder), _grid(k.shape[-2:], side, remainder)
+    q, v = _padded_or_checked(q, side, remainder), _padded_or_checked(v, side, remainder)
+    k = _padded_or_checked(k, side, remainder, style=True)
     return tuple(to_blocks(t, side) for t in (q, k, v)), *grids
 
 
@@ -308,27 +323,13 @@ class A2KAttention(nn.Module):
             f"remainder={self.remainder!r}"
         )
 
-    def _padded_or_checked(self, x: Tensor, role: str) -> Tensor:
-        """Reflect mode pads ``x`` up to a multiple of the block side; zeros mode checks that a style has a block."""
-        if self.remainder == "reflect":
-            return _pad_to_multiple(x, self.block_side)
-        if role == "style":
-            _check_style_blocks(x.shape[-2:], self.block_side)
-        return x
-
-    def _grid(self, hw: tuple[int, int]) -> tuple[int, int]:
-        """The block grid of a map of size ``hw``: floor tiling (zeros mode) or of the padded map (reflect mode)."""
-        if self.remainder == "reflect":
-            hw = tuple(-(-n // self.block_side) * self.block_side for n in hw)
-        return block_grid(hw[0], hw[1], self.block_side)
-
     def style_state(self, fs: Tensor) -> dict[str, Tensor]:
         """The style-only half of :meth:`forward`, computed once per style and reusable for any content:
         fs (S, C, Hs, Ws) → ``k_hat``, ``v_hat``: DA step 1's aggregated keys and values (S, h, d, n_s), and
         ``pa_keys``, ``pa_values``: PA's projected style blocks (S, C, n_s, r) (only the branches the module has)."""
         side = self.block_side
-        ns_b = to_blocks(self._padded_or_checked(mean_variance_norm(fs), "style"), side)
-        fs_b = to_blocks(self._padded_or_checked(fs, "style"), side)
+        ns_b = to_blocks(_padded_or_checked(mean_variance_norm(fs), side, self.remainder, style=True), side)
+        fs_b = to_blocks(_padded_or_checked(fs, side, self.remainder, style=True), side)
         state: dict[str, Tensor] = {}
         if self.use_da:
             state["k_hat"], state["v_hat"] = aggregate_blocks(
@@ -344,18 +345,20 @@ class A2KAttention(nn.Module):
 
         ``style_state``: :meth:`style_state` of ``fs`` computed earlier (a style reused across contents); without it
         the style half runs here first. ``fc=None`` runs only the style half and returns :meth:`style_state` (through
-        the module call, so hooks, the FLOP counter and the module timings see it as the attention's work). The normalised and padded (reflect mode) content N(Fc) is blocked once; both
-        branches project, attend and fuse there (1×1 convolutions act per position, so blocking commutes with them),
-        and the fused sum is unblocked once. Every buffer is dropped after its last use, so at most a few
-        content-sized maps are alive at once. In the untiled strip of ``remainder="zeros"`` the branches are 0, so
+        the module call, so hooks, the FLOP counter and the module timings see it as the attention's work).
+
+        The normalised and padded (reflect mode) content N(Fc) is blocked once; both branches project, attend and
+        fuse there (1×1 convolutions act per position, so blocking commutes with them), and the fused sum is
+        unblocked once. Every buffer is dropped after its last use, so at most a few content-sized maps are alive at
+        once. In the untiled strip of ``remainder="zeros"`` the branches are 0, so
         the result there is ``fusion1.bias + fusion2.bias + Fc``, as in the official code.
         """
         if fc is None:
             return self.style_state(fs)
         side, size = self.block_side, fc.shape[-2:]
         state = dict(per_style(self.style_state, fs) if style_state is None else style_state)
-        nc = self._padded_or_checked(mean_variance_norm(fc), "content")
-        grid_c = self._grid(size)
+        nc = _padded_or_checked(mean_variance_norm(fc), side, self.remainder)
+        grid_c = _grid(size, side, self.remainder)
         if grid_c[0] * grid_c[1] == 0:  # content map smaller than one block: both branches are 0 everywhere
             return self._fusion_bias()[None, :, None, None] + fc
         nc_b = to_blocks(nc, side)
@@ -369,7 +372,8 @@ class A2KAttention(nn.Module):
         if self.use_pa:
             queries = self.q2(nc_b)
             del nc_b
-            index = None if self.pa_step1 else same_location_index(grid_c, self._grid(fs.shape[-2:]), device=fc.device)
+            index = None if self.pa_step1 else same_location_index(grid_c, _grid(fs.shape[-2:], side, self.remainder),
+                                                                      device=fc.device)
             pa = progressive_attention_blocks(queries, state.pop("pa_keys"), state.pop("pa_values"), self.heads, index,
                                               self.backend)
             del queries

@@ -156,13 +156,15 @@ class AttentionTransferNet(StyleTransferNet):
                 for key, value in module(None, style[tap]).items()}  # the module call: hooks see it
 
     def transfer(self, content: dict[str, Tensor], style: dict[str, Tensor]) -> dict[str, Tensor]:
-        states = {prefix: {key.split("/", 1)[1]: value for key, value in style.items() if key.startswith(prefix + "/")}
-                  for prefix in self._attention_modules()}
-        extra = {prefix: (state,) if state else () for prefix, state in states.items()}
-        names = [f"transform.{name}" for name in self.transform.names]
-        s3 = self.A2K(content["relu3_1"], style["relu3_1"], *extra.get("A2K", ()))
+        def state(prefix: str) -> tuple[dict[str, Tensor], ...]:
+            """The module's prepared style state, as the extra argument of its call (none: it computes its own)."""
+            found = {key[len(prefix) + 1:]: value for key, value in style.items() if key.startswith(prefix + "/")}
+            return (found,) if found else ()
+
+        name4, name5 = self.transform.names
+        s3 = self.A2K(content["relu3_1"], style["relu3_1"], *state("A2K"))
         t = self.transform(content["relu4_1"], style["relu4_1"], content["relu5_1"], style["relu5_1"],
-                           extra4=extra.get(names[0], ()), extra5=extra.get(names[1], ()))
+                           extra4=state(f"transform.{name4}"), extra5=state(f"transform.{name5}"))
         return {"relu3_1": s3, "relu4_1": t}
 
     def decode(self, features: dict[str, Tensor], size: Sequence[int]) -> Tensor:
