@@ -1,10 +1,10 @@
 """High-resolution stylisation on this machine: one content of W×H with a style of S², peak memory and wall time.
 
 Each (method, content, style) runs in a fresh worker process of :mod:`harness.complexity` (the complexity study's
-measurement: CPU resident-set high-water growth over the worker's state after the model, the inputs and a priming
-forward at 64², or CUDA max allocated), so its memory is its own. At these sizes one forward takes minutes on a CPU,
-so the default is one warm-up-free timed forward (``--repeats 1``) and the table says so; memory does not depend on
-the repeat count. Random weights: speed and memory do not depend on the values.
+measurement: on a CPU the working set of one forward, i.e. the resident-set high-water growth over the worker's state
+after the model and the inputs, under exact heap mapping; on CUDA max allocated), so its memory is its own. At these
+sizes one forward takes minutes on a CPU, so the default is one warm-up-free timed forward (``--repeats 1``) and the
+table says so; memory does not depend on the repeat count. Random weights: speed and memory do not depend on the values.
 
     python benchmarks/bench_highres.py --methods styA2K --contents 3840x2160,7680x4320 --style 1024 \\
         --out results/bench_highres_cpu

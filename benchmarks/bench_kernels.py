@@ -67,11 +67,17 @@ def build_variants(size: int, compile_model: bool, bf16: bool = True) -> dict[st
         variants["bf16 autocast"] = run(network(), content, style, autocast=True)
     if compile_model:
         variants["fp32 torch.compile"] = run(torch.compile(network()), content, style)
-    identity = network()
-    identity.A2K = IdentityAttention()
-    identity.transform.attn_adain_4_1 = IdentityAttention()
-    identity.transform.attn_adain_5_1 = IdentityAttention()
-    variants["fp32, attention = identity"] = run(identity, content, style)
+    def without_attention() -> nn.Module:
+        identity = network()
+        identity.A2K = IdentityAttention()
+        identity.transform.attn_adain_4_1 = IdentityAttention()
+        identity.transform.attn_adain_5_1 = IdentityAttention()
+        return identity
+
+    variants["fp32, attention = identity"] = run(without_attention(), content, style)
+    variants["fp32 channels_last, attention = identity"] = run(
+        without_attention().to(memory_format=torch.channels_last), content.contiguous(memory_format=torch.channels_last),
+        style.contiguous(memory_format=torch.channels_last))
     return variants
 
 
@@ -93,10 +99,11 @@ def time_variants(variants: dict[str, Callable[[], Tensor]], repeats: int) -> di
             rows[name]["times_s"].append(time.perf_counter() - start)
         print(f"round {round_index + 1}/{repeats}: " + ", ".join(
             f"{n} {rows[n]['times_s'][-1]:.2f} s" for n in names), flush=True)
-    floor = statistics.median(rows["fp32, attention = identity"]["times_s"])
     for row in rows.values():
         row["median_s"] = statistics.median(row["times_s"])
-        row["vs_identity"] = row["median_s"] / floor
+    for name, row in rows.items():  # each layout against the identity network of the same layout
+        floor = "fp32 channels_last, attention = identity" if "channels_last" in name else "fp32, attention = identity"
+        row["vs_identity"] = row["median_s"] / rows[floor]["median_s"]
     return rows
 
 

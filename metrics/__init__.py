@@ -32,6 +32,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     'LPIPS_BACKBONES': ('perceptual', 'LPIPS_BACKBONES'),
     'load_lpips': ('perceptual', 'load_lpips'),
     'lpips_distance': ('perceptual', 'lpips_distance'),
+    'lpips_features': ('perceptual', 'lpips_features'),
+    'lpips_from_features': ('perceptual', 'lpips_from_features'),
     'TimingResult': ('timing', 'TimingResult'),
     'count_flops': ('timing', 'count_flops'),
     'measure_latency': ('timing', 'measure_latency'),
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
     from .base import Metric, MetricUnavailable, Summary, check_triplet, summarize
     from .content_style import (VARIANTS, ContentLoss, ContentStyleConfig, ContentStyleLoss, FeatureCache, StyleLoss, content_loss,
         load_vgg, style_loss)
-    from .perceptual import LPIPS, LPIPS_BACKBONES, load_lpips, lpips_distance
+    from .perceptual import LPIPS, LPIPS_BACKBONES, load_lpips, lpips_distance, lpips_features, lpips_from_features
     from .timing import TimingResult, count_flops, measure_latency, percentile, time_method
     from .temporal import (DEFINITIONS as WARPING_DEFINITIONS, OcclusionConfig, WarpingDefinition, WarpingError, backward_warp,
         estimate_flow, pair_error, reliability_mask, warping_error)

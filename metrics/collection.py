@@ -1,10 +1,11 @@
 """The per-pair metrics of a benchmark run as one collection (after torchmetrics' ``MetricCollection``).
 
 Inputs recur across pairs and methods (each content image meets every style and every method), so their side of the
-content/style losses is computed once per image and kept: the content features at the content layers and the
-per-channel mean/std of the style images at the style layers (a few MB per image at 512²). Only the stylised output
-is encoded per pair. The values are those of :func:`metrics.content_style.content_loss` and
-:func:`metrics.content_style.style_loss` (the per-image kernels the metric classes use too).
+content/style losses and of LPIPS is computed once per image and kept: the content features at the content layers,
+the per-channel mean/std of the style images at the style layers and the content's normalised LPIPS features (a few
+MB per image at 512²). Only the stylised output is encoded per pair. The values are those of
+:func:`metrics.content_style.content_loss`, :func:`metrics.content_style.style_loss` and
+:func:`metrics.perceptual.lpips_distance` (the per-image kernels the metric classes use too).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .names import METRIC_OPTIONS, PAIR_METRICS, PAPER_METRICS, SET_METRICS
 from .content_style import ContentStyleLoss, content_loss, style_loss_from_statistics, style_statistics
 from .fid import ArtFID, FID, SetMetric
 from .inception import load_art_inception
-from .perceptual import LPIPS, load_lpips
+from .perceptual import LPIPS, load_lpips, lpips_distance, lpips_features, lpips_from_features
 
 __all__ = ["METRIC_OPTIONS", "PAIR_METRICS", "PAPER_METRICS", "SET_METRICS", "MetricCollection", "build_metrics",
            "build_set_metrics"]
@@ -40,6 +41,7 @@ class MetricCollection:
     configs: dict[str, Any] = field(default_factory=dict)
     _content_features: dict[Hashable, dict[str, Tensor]] = field(default_factory=dict)
     _style_statistics: dict[Hashable, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
+    _lpips_content: dict[Hashable, list[Tensor]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -71,6 +73,17 @@ class MetricCollection:
                                                      reduction=settings.reduction),
         }
 
+    def lpips_values(self, output: Tensor, content: Tensor, keys: Sequence[tuple[Hashable, Hashable]]) -> Tensor:
+        """LPIPS (B,) of each output against its content, the content's side computed once per ``keys[i][0]``."""
+        model = self.lpips.model
+        if not self.lpips.splits:  # a user's non-standard lpips.LPIPS: computed whole
+            return lpips_distance(output, content, model)
+        for i, (content_key, _) in enumerate(keys):
+            if content_key not in self._lpips_content:
+                self._lpips_content[content_key] = lpips_features(content[i : i + 1], model)
+        cached = [torch.cat(layer) for layer in zip(*(self._lpips_content[c] for c, _ in keys))]
+        return lpips_from_features(lpips_features(output, model), cached, model)
+
     @torch.inference_mode()
     def update(self, output: Tensor, content: Tensor, style: Tensor,
                keys: Sequence[tuple[Hashable, Hashable]]) -> dict[str, list[float]]:
@@ -81,7 +94,7 @@ class MetricCollection:
         if self.content_style is not None:
             values.update(self._content_style(output, content, style, keys))
         if self.lpips is not None:
-            values["lpips"] = self.lpips.update(output, content, style)
+            values["lpips"] = self.lpips_values(output, content, keys)
         for name, metric in self.others.items():
             values[name] = metric.update(output, content, style)
         return {k: v.detach().cpu().tolist() for k, v in values.items()}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from methods.weights import (
     sha256_file,
 )
 
+from methods.net import check_image_batch
+
 from .base import Metric, MetricUnavailable, check_triplet
 
 __all__ = [
@@ -51,6 +54,8 @@ __all__ = [
     "load_lpips",
     "load_torchvision_backbone",
     "lpips_distance",
+    "lpips_features",
+    "lpips_from_features",
 ]
 
 LPIPS_VERSION = "0.1"
@@ -202,19 +207,63 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_lpips_inputs(images: Tensor, model: nn.Module) -> str:
+    net = _ALIASES.get(str(getattr(model, "pnet_type", "alex")).lower(), "alex")
+    minimum = LPIPS_MIN_SIDE[net]
+    if min(images.shape[-2:]) < minimum:
+        raise InputError(
+            f"LPIPS ({net}) needs images with sides of at least {minimum} px, got {tuple(images.shape[-2:])}"
+        )
+    return net
+
+
+def _splits(model: nn.Module) -> bool:
+    """Whether ``model`` computes the plain v0.1 LPIPS (learned heads, spatial mean), the form whose two sides
+    :func:`lpips_features` / :func:`lpips_from_features` compute apart; other configurations run whole."""
+    return (getattr(model, "version", None) == LPIPS_VERSION and bool(getattr(model, "lpips", False))
+            and not getattr(model, "spatial", True) and hasattr(model, "lins"))
+
+
+def lpips_features(images: Tensor, model: nn.Module) -> list[Tensor]:
+    """One side of LPIPS: the unit-normalised backbone features of ``images`` (B, 3, H, W) in [0, 1], one tensor
+    (B, C_l, H_l, W_l) per backbone layer — what ``lpips.LPIPS.forward`` computes for each input before comparing.
+
+    Kept per content image by :class:`~metrics.collection.MetricCollection`, so a run encodes each content once.
+    """
+    check_image_batch(images, "image")
+    _check_lpips_inputs(images, model)
+    return _side(images, model)
+
+
+def _side(images: Tensor, model: nn.Module) -> list[Tensor]:
+    import lpips
+
+    scaled = model.scaling_layer(images.to(_model_device(model), torch.float32) * 2 - 1)
+    return [lpips.normalize_tensor(f) for f in model.net(scaled)]
+
+
+def lpips_from_features(output_features: Sequence[Tensor], content_features: Sequence[Tensor],
+                        model: nn.Module) -> Tensor:
+    """Per-image LPIPS (B,) from both sides' :func:`lpips_features`: per layer, the learned 1×1 head on the squared
+    difference, averaged over space; summed over layers in the order ``lpips.LPIPS.forward`` sums them."""
+    value = 0
+    for head, out, con in zip(model.lins, output_features, content_features, strict=True):
+        value = value + head((out - con) ** 2).mean([2, 3], keepdim=True)
+    return value.reshape(-1)
+
+
 def lpips_distance(output: Tensor, content: Tensor, model: nn.Module) -> Tensor:
     """Per-image LPIPS (B,) between ``output`` and ``content`` (B, 3, H, W) in [0, 1], mapped to [-1, 1] here.
 
     ``model`` is an ``lpips.LPIPS`` (e.g. from :func:`load_lpips`). Sides must be at least
-    :data:`LPIPS_MIN_SIDE` of its network.
+    :data:`LPIPS_MIN_SIDE` of its network. The plain v0.1 model is computed as its two sides
+    (:func:`lpips_features`) and their comparison (:func:`lpips_from_features`): the same operations as
+    ``model(2 * output - 1, 2 * content - 1)``, bit for bit.
     """
     check_triplet(output, content)
-    net = _ALIASES.get(str(getattr(model, "pnet_type", "alex")).lower(), "alex")
-    minimum = LPIPS_MIN_SIDE[net]
-    if min(output.shape[-2:]) < minimum:
-        raise InputError(
-            f"LPIPS ({net}) needs images with sides of at least {minimum} px, got {tuple(output.shape[-2:])}"
-        )
+    _check_lpips_inputs(output, model)
+    if _splits(model):
+        return lpips_from_features(_side(output, model), _side(content, model), model)
     device = _model_device(model)
     out = output.to(device, torch.float32) * 2 - 1
     con = content.to(device, torch.float32) * 2 - 1
@@ -247,6 +296,11 @@ class LPIPS(Metric):
         self.model = model
         self.net = _net_name(net)
         self.provenance = provenance
+
+    @property
+    def splits(self) -> bool:
+        """Whether the content side can be computed apart and kept (the plain v0.1 model; see :func:`lpips_features`)."""
+        return _splits(self.model)
 
     @property
     def pretrained(self) -> bool:

@@ -231,8 +231,9 @@ def time_method(
     style_hw = hw(style_size) if style_size is not None else content_hw
     device = method.device
     generator = torch.Generator().manual_seed(seed)
-    content = torch.rand(batch_size, 3, *content_hw, generator=generator).to(device)
-    style = torch.rand(batch_size, 3, *style_hw, generator=generator).to(device)
+    layout = getattr(method, "memory_format", torch.contiguous_format)
+    content = torch.rand(batch_size, 3, *content_hw, generator=generator).to(device, memory_format=layout)
+    style = torch.rand(batch_size, 3, *style_hw, generator=generator).to(device, memory_format=layout)
     model = method.model
 
     @torch.inference_mode()

@@ -463,3 +463,23 @@ def test_weights_dir_finds_a_checkpoint_under_the_registered_or_lower_case_name(
     save_checkpoint(trained, folder / folder_name / "harness_checkpoint.pt", {"steps": 1})
     loaded = harness.create_method("styA2K", weights_dir=folder)
     assert loaded.provenance.checkpoint == str(folder / folder_name / "harness_checkpoint.pt")
+
+
+@pytest.mark.parametrize("name", ["styA2K", "adain", "all2all", "AdaAttN", "SANet", "StyTr2", "MicroAST"])
+def test_channels_last_gives_the_default_values_up_to_float_rounding(name):
+    """``memory_format=torch.channels_last`` changes only the convolutions' layout: plain and prepared calls on a
+    non-square content with a style of another size equal the default layout's to float rounding."""
+    from methods import Loading, load_method
+
+    method = load_method(name, Loading(init="random"))
+    torch.manual_seed(0)
+    content, style = torch.rand(2, 3, 64, 96), torch.rand(1, 3, 80, 72)
+    expected = method.stylize(content, style)
+    method.to(memory_format=torch.channels_last)
+    assert method.memory_format == torch.channels_last
+    got = method.stylize(content, style)
+    prepared = method.stylize(method.prepare_content(content), method.prepare_style(style))
+    assert got.shape == expected.shape == (2, 3, 64, 96)
+    assert (got - expected).abs().max() < 1e-4 and (prepared - expected).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="channels_last"):
+        method.to(memory_format=torch.preserve_format)

@@ -367,6 +367,30 @@ def test_lpips_input_validation(alex_dir):
         metric.update(torch.rand(1, 3, 30, 30), torch.rand(1, 3, 30, 30), good)
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # lpips 0.1.4 → torchvision
+def test_lpips_two_sides_equal_the_package_forward_bit_for_bit():
+    """lpips_distance computes each side (lpips_features) and their comparison apart; the package's forward on the
+    same model and inputs must give the same bits, and a kept content side the same values."""
+    import lpips
+
+    from metrics.perceptual import lpips_features, lpips_from_features
+
+    torch.manual_seed(4)
+    model = lpips.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False).eval()
+    output, content = torch.rand(3, 3, 40, 56), torch.rand(3, 3, 40, 56)
+    with torch.no_grad():
+        expected = model(2 * output - 1, 2 * content - 1).reshape(-1)
+        assert torch.equal(lpips_distance(output, content, model), expected)
+        sides = lpips_features(content, model)
+        assert [tuple(f.shape[:2]) for f in sides] == [(3, 64), (3, 192), (3, 384), (3, 256), (3, 256)]
+        assert torch.allclose(sides[0].square().sum(1), torch.ones(()), atol=1e-5)  # unit length per position
+        kept = [torch.cat(layer) for layer in zip(*(lpips_features(content[i : i + 1], model) for i in range(3)))]
+        assert torch.allclose(lpips_from_features(lpips_features(output, model), kept, model), expected,
+                              rtol=1e-5, atol=1e-7)
+    with pytest.raises(InputError, match="at least 31 px"):
+        lpips_features(torch.rand(1, 3, 30, 64), model)
+
+
 def test_shared_lpips_heads_equal_the_packaged_ones():
     import lpips
 

@@ -126,16 +126,24 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
     from metrics.collection import build_metrics
     from metrics.content_style import ContentStyleLoss
 
-    suite = build_metrics(["content_loss", "style_loss"], Loading(init="random"))
+    from metrics.perceptual import lpips_distance
+
+    suite = build_metrics(["content_loss", "style_loss", "lpips"], Loading(init="random"))
     reference = ContentStyleLoss(suite.content_style.cache.encoder)
+    content_passes, passes = [], []
+    suite.lpips.model.net.register_forward_hook(lambda module, args, out: content_passes.append(args[0].shape[0]))
     torch.manual_seed(0)
     content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
     for _ in range(2):  # the second round reads the caches
         output = torch.rand(2, 3, 48, 48)
+        content_passes.clear()
         got = suite.update(output, content, style, [("c1", "s1"), ("c2", "s2")])
+        passes.append(content_passes.copy())
         expected = reference.update(output, content, style)
-        for name in ("content_loss", "style_loss"):
+        expected["lpips"] = lpips_distance(output, content, suite.lpips.model)
+        for name in ("content_loss", "style_loss", "lpips"):
             assert got[name] == pytest.approx(expected[name].tolist(), rel=1e-5)  # batch 1 vs 2: other conv kernels
+    assert passes == [[1, 1, 2], [2]]  # LPIPS backbone: each content once, then only the outputs (batch 2)
 
 
 def test_encoding_reuse_is_bit_identical_to_per_pair_encoding(tmp_path):
@@ -208,3 +216,26 @@ def test_encoding_cache_keeps_derived_entries_only_in_free_room():
     assert made[-1] == "d" and cache.used == 4 * 2**20 and set(cache._entries) == {"a", "c", "d"}
     cache.get("b", make("b", 1))
     assert made[-1] == "b"
+
+
+def test_channels_last_run_is_recorded_and_close_to_the_default(tmp_path):
+    import json
+
+    from harness.run import RunConfig, execute_run
+
+    rows = {}
+    for label, channels_last in (("default", False), ("nhwc", True)):
+        config = RunConfig(methods=["styA2K", "adain"], size=64, init="random", out=tmp_path / label,
+                           metrics=["content_loss", "style_loss"], progress=False, report=False,
+                           channels_last=channels_last)
+        execute_run(config)
+        manifest = json.loads((tmp_path / label / "manifest.json").read_text())
+        assert manifest["identity"].get("channels_last") is (True if channels_last else None)
+        rows[label] = (tmp_path / label / "metrics.csv").read_text().splitlines()
+    assert len(rows["default"]) == len(rows["nhwc"]) == 1 + 2 * 16
+    for a, b in zip(rows["default"][1:], rows["nhwc"][1:]):
+        *keys_a, content_a, style_a = a.split(",")
+        *keys_b, content_b, style_b = b.split(",")
+        assert keys_a == keys_b  # same method, content, style, untrained flag
+        assert float(content_a) == pytest.approx(float(content_b), rel=1e-2)
+        assert float(style_a) == pytest.approx(float(style_b), rel=1e-2)
