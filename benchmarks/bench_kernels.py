@@ -155,7 +155,7 @@ def main() -> None:
     protocol = (f"StyA2K, random weights, {args.size}² content and style, one process, {args.repeats} interleaved "
                 f"rounds after one warm-up per variant, median; torch {torch.__version__}, "
                 f"{torch.get_num_threads()} threads")
-    header = ["variant", "median (s)", "× identity-attention net", "first call (s)"]
+    header = ["variant", "median (s)", "× identity-attention net (same layout)", "first call (s)"]
     cells = lambda row: [row["variant"], f"{row['median_s']:.2f}", f"{row['vs_identity']:.3f}",  # noqa: E731
                          f"{row['first_call_s']:.1f}"]
     print(" | ".join(header))
