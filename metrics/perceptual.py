@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from methods.errors import InputError
+from methods.net import check_image_batch
 from methods.weights import (
     Loading,
     MissingWeightsError,
@@ -41,8 +42,6 @@ from methods.weights import (
     resolve_for_init,
     sha256_file,
 )
-
-from methods.net import check_image_batch
 
 from .base import Metric, MetricUnavailable, check_triplet
 
@@ -207,14 +206,13 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _check_lpips_inputs(images: Tensor, model: nn.Module) -> str:
+def _check_lpips_inputs(images: Tensor, model: nn.Module) -> None:
     net = _ALIASES.get(str(getattr(model, "pnet_type", "alex")).lower(), "alex")
     minimum = LPIPS_MIN_SIDE[net]
     if min(images.shape[-2:]) < minimum:
         raise InputError(
             f"LPIPS ({net}) needs images with sides of at least {minimum} px, got {tuple(images.shape[-2:])}"
         )
-    return net
 
 
 def _splits(model: nn.Module) -> bool:
