@@ -58,7 +58,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                         help="memory for encodings reused across pairs: each method encodes each content and style "
                              "once (default 1024; 0: per pair; outputs identical either way)")
     parser.add_argument("--channels-last", action="store_true", default=None,
-                        help="run the methods' convolutions in NHWC: ~7 %% faster on a CPU here, values equal up to "
+                        help="run the methods' convolutions in NHWC: 7-9 %% faster on a CPU here, values equal up to "
                              "float rounding (~1e-6 relative); recorded in the run's identity")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: results/run-<time>)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
