@@ -11,8 +11,7 @@ still time the full forward, encodings included, as the paper does. A method wit
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,59 +19,18 @@ import torch
 from torch import Tensor
 
 from methods import Method, PreparedContent, PreparedFeatures, PreparedStyle, StyleTransferNet
+from methods.cache import BoundedLRU
 from methods.vgg import TAP_NAMES
 
 __all__ = ["EncodingCache", "RunEncodings"]
 
 
-class EncodingCache:
-    """An LRU of prepared encodings (:class:`methods.PreparedFeatures`) bounded by ``budget_mib`` (0: nothing is kept,
-    every call encodes). An entry larger than the whole budget is used once and not kept. ``hits`` / ``misses`` count
-    the look-ups.
-
-    Entries made with ``derived=True`` (a method's style state: cheap to redo from the encodings it was derived
-    from) only fill room that is free: they never evict anything and are the first evicted when an encoding needs
-    room. A grid's styles cycle through the cache once per content, and an LRU over a cycle longer than it holds
-    misses every time; so the encodings, worth far more, keep their place, and the states that fit stay hits."""
+class EncodingCache(BoundedLRU[PreparedFeatures]):
+    """The run's LRU of prepared encodings (:class:`methods.PreparedFeatures`) bounded by ``budget_mib`` (0: nothing
+    is kept, every call encodes); a method's style state is kept as ``derived`` (see :class:`methods.cache.BoundedLRU`)."""
 
     def __init__(self, budget_mib: float) -> None:
-        if budget_mib < 0:
-            raise ValueError(f"budget_mib must be ≥ 0, got {budget_mib}")
-        self.budget = int(budget_mib * 2**20)
-        self.used = 0
-        self.hits = self.misses = 0
-        self._entries: OrderedDict[Hashable, tuple[PreparedFeatures, int]] = OrderedDict()
-        self._derived: OrderedDict[Hashable, tuple[PreparedFeatures, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries) + len(self._derived)
-
-    def get(self, key: Hashable, make: Callable[[], PreparedFeatures], derived: bool = False) -> PreparedFeatures:
-        """The entry of ``key``, made with ``make()`` on a miss (and kept while the budget allows: see the class)."""
-        for entries in (self._entries, self._derived):
-            if key in entries:
-                entries.move_to_end(key)
-                self.hits += 1
-                return entries[key][0]
-        self.misses += 1
-        value = make()
-        size = value.nbytes
-        if derived:
-            if self.used + size <= self.budget:
-                self._derived[key] = (value, size)
-                self.used += size
-        elif size <= self.budget:
-            while self.used + size > self.budget:
-                _, (_, freed) = (self._derived or self._entries).popitem(last=False)
-                self.used -= freed
-            self._entries[key] = (value, size)
-            self.used += size
-        return value
-
-    def stats(self) -> dict[str, float]:
-        total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "hit_rate": self.hits / total if total else 0.0,
-                "budget_mib": self.budget / 2**20}
+        super().__init__(budget_mib, size_of=lambda value: value.nbytes)
 
 
 def _encoder_digest(method: Method) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 import sys
 import time
@@ -113,6 +114,10 @@ class RunConfig:
     encoded once per encoder (methods with the same VGG-19 share it) while they fit (least recently used dropped
     first); 0 encodes both images per pair. Outputs are bit-identical either way; with ``batch_size`` > 1 pairs are
     encoded in their batches (no reuse)."""
+    metric_cache_mib: float = 1024
+    """Memory for the inputs' side of the per-pair metrics (:attr:`metrics.collection.MetricCollection.cache_mib`:
+    content features, style statistics, LPIPS content features, ≈ 21 MB per content image at 512²), least recently
+    used dropped first; 0 computes them per pair. The values are the same either way."""
     channels_last: bool = False
     """Run the methods' convolutions in NHWC (:attr:`methods.Method.memory_format`): faster on CPUs with oneDNN, values
     equal to the default's up to float rounding (~1e-6 relative; recorded in the run's identity). The metric networks
@@ -244,6 +249,10 @@ def check_config(config: RunConfig) -> None:
         value = getattr(config, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
             raise ConfigError(f"{{{key}}} must be an integer ≥ {minimum}, got {literal(repr(value))}")
+    for key in ("feature_cache_mib", "metric_cache_mib"):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ConfigError(f"{{{key}}} must be a number of MiB ≥ 0, got {literal(repr(value))}")
 
 
 def _batches(pairs: list[Pair], images: ImageCache, batch_size: int) -> list[list[Pair]]:
@@ -433,6 +442,7 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
     skipped_methods = {label: spell_settings(t) for label, t in skipped_templates.items()}
     try:
         suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options)
+        suite.cache_mib = config.metric_cache_mib
         set_metrics, unavailable, set_configs = build_set_metrics(
             config.metrics if config.shard is None else [], config.loading(), config.metric_options, suite.lpips,
             config.seed)

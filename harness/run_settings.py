@@ -22,7 +22,7 @@ RUN_SETTINGS: dict[str, tuple[type, ...]] = {
     "lpips_net": (str,), "timing_repeats": (int,), "timing_warmup": (int,), "force": (bool,),
     "shard": (str, list), "votes": (str,), "skip_unreadable": (bool,), "metric_options": (dict,),
     "progress": (bool,), "report": (bool,), "feature_cache_mib": (int, float),
-    "channels_last": (bool,),
+    "metric_cache_mib": (int, float), "channels_last": (bool,),
 }
 """The settings of a run (``run --config`` files, a study's ``run:`` section) and their YAML types; see
 :meth:`RunConfig.from_settings`."""

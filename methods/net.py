@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import FakeTensor
 
 from .bands import banded_or_whole
 from .errors import InputError
@@ -36,15 +37,21 @@ def run_with_crops(layers: nn.Sequential, x: Tensor, sizes: Sequence[Sequence[in
     return banded_or_whole(layers, x, sizes)
 
 
+def _without_data(x: Tensor) -> bool:
+    """Whether ``x`` carries shapes only (a fake tensor of a memory trace, or a meta tensor)."""
+    return isinstance(x, FakeTensor) or x.device.type == "meta"
+
+
 def check_image_batch(x: Tensor, name: str) -> None:
-    """Validate an image batch: float tensor (B, 3, H, W) with values in [0, 1] (a small tolerance is allowed)."""
+    """Validate an image batch: float tensor (B, 3, H, W) with values in [0, 1] (a small tolerance is allowed; the
+    range is not checked on tensors without data — fake or meta tensors, as in a memory trace)."""
     if not isinstance(x, Tensor):
         raise InputError(f"{name}: expected a torch.Tensor of shape (B, 3, H, W), got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != 3:
         raise InputError(f"{name}: expected shape (B, 3, H, W) with RGB channels, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise InputError(f"{name}: expected a float tensor with values in [0, 1], got dtype {x.dtype}")
-    if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+    if x.numel() and not _without_data(x) and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
         raise InputError(
             f"{name}: expected values in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}] "
             "(images are RGB in [0, 1], without ImageNet normalisation)"

@@ -2,8 +2,10 @@
 
 Inputs recur across pairs and methods (each content image meets every style and every method), so their side of the
 content/style losses and of LPIPS is computed once per image and kept: the content features at the content layers,
-the per-channel mean/std of the style images at the style layers and the content's normalised LPIPS features (a few
-MB per image at 512²). Only the stylised output is encoded per pair. The values are those of
+the per-channel mean/std of the style images at the style layers and the content's normalised LPIPS features
+(≈ 21 MB per content image at 512²: VGG relu4_1/relu5_1 10 MB, AlexNet 10.6 MB), in one least-recently-used cache
+bounded by ``cache_mib`` (:class:`methods.cache.BoundedLRU`; a run over thousands of contents stays within it, and
+an image whose side was dropped is encoded again). Only the stylised output is encoded per pair. The values are those of
 :func:`metrics.content_style.content_loss`, :func:`metrics.content_style.style_loss` and
 :func:`metrics.perceptual.lpips_distance` (the per-image kernels the metric classes use too).
 """
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from methods.cache import BoundedLRU
 from methods.weights import Loading
 
 from .base import Metric, MetricUnavailable, check_triplet
@@ -39,9 +42,17 @@ class MetricCollection:
     """SSIM, CFSD, Gram loss: per-pair metrics computed by their own :meth:`~metrics.base.Metric.values`."""
     unavailable: dict[str, str] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
-    _content_features: dict[Hashable, dict[str, Tensor]] = field(default_factory=dict)
-    _style_statistics: dict[Hashable, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
-    _lpips_content: dict[Hashable, list[Tensor]] = field(default_factory=dict)
+    cache_mib: float = 1024
+    """Memory for the inputs' side of the metrics (content features, style statistics, LPIPS content features),
+    least recently used dropped first; 0: computed per pair. The values are the same either way."""
+    _cache: BoundedLRU | None = field(default=None, repr=False)
+
+    @property
+    def cache(self) -> BoundedLRU:
+        """The per-image cache (made on first use with ``cache_mib``)."""
+        if self._cache is None or self._cache.budget != int(self.cache_mib * 2**20):
+            self._cache = BoundedLRU(self.cache_mib)
+        return self._cache
 
     @property
     def columns(self) -> list[str]:
@@ -56,16 +67,15 @@ class MetricCollection:
                        keys: Sequence[tuple[Hashable, Hashable]]) -> dict[str, Tensor]:
         settings = self.content_style.settings
         encoder = self.content_style.cache.encoder
+        contents, styles = [], []
         for i, (content_key, style_key) in enumerate(keys):
-            if content_key not in self._content_features:
-                self._content_features[content_key] = encoder(content[i : i + 1], settings.content_layers)
-            if style_key not in self._style_statistics:
-                features = encoder(style[i : i + 1], settings.style_layers)
-                self._style_statistics[style_key] = style_statistics(features, settings.style_layers)
+            contents.append(self.cache.get(("content features", content_key),
+                                           lambda: encoder(content[i : i + 1], settings.content_layers)))
+            styles.append(self.cache.get(("style statistics", style_key), lambda: style_statistics(
+                encoder(style[i : i + 1], settings.style_layers), settings.style_layers)))
         out = encoder(output, set(settings.content_layers) | set(settings.style_layers))
-        con = {t: torch.cat([self._content_features[c][t] for c, _ in keys]) for t in settings.content_layers}
-        sty = {t: tuple(torch.cat([self._style_statistics[s][t][j] for _, s in keys]) for j in (0, 1))
-               for t in settings.style_layers}
+        con = {t: torch.cat([c[t] for c in contents]) for t in settings.content_layers}
+        sty = {t: tuple(torch.cat([s[t][j] for s in styles]) for j in (0, 1)) for t in settings.style_layers}
         return {
             "content_loss": content_loss(out, con, layers=settings.content_layers,
                                          normalize=settings.content_normalize, reduction=settings.reduction),
@@ -78,10 +88,9 @@ class MetricCollection:
         model = self.lpips.model
         if not self.lpips.splits:  # a user's non-standard lpips.LPIPS: computed whole
             return lpips_distance(output, content, model)
-        for i, (content_key, _) in enumerate(keys):
-            if content_key not in self._lpips_content:
-                self._lpips_content[content_key] = lpips_features(content[i : i + 1], model)
-        cached = [torch.cat(layer) for layer in zip(*(self._lpips_content[c] for c, _ in keys))]
+        sides = [self.cache.get(("lpips content", content_key), lambda: lpips_features(content[i : i + 1], model))
+                 for i, (content_key, _) in enumerate(keys)]
+        cached = [torch.cat(layer) for layer in zip(*sides)]
         return lpips_from_features(lpips_features(output, model), cached, model)
 
     @torch.inference_mode()

@@ -146,6 +146,39 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
     assert passes == [[1, 1, 2], [2]]  # LPIPS backbone: each content once, then only the outputs (batch 2)
 
 
+def test_metric_cache_is_bounded_and_gives_the_same_values():
+    """The metrics' per-image cache stays within ``cache_mib`` (least recently used dropped, dropped sides computed
+    again) and every budget — none, one content's worth, plenty — gives the same values."""
+    import torch
+
+    from methods import Loading
+    from methods.cache import tensor_bytes
+    from metrics.collection import build_metrics
+    from metrics.perceptual import lpips_features
+
+    torch.manual_seed(0)
+    contents = {f"c{i}": torch.rand(1, 3, 48, 48) for i in range(3)}
+    styles = {f"s{i}": torch.rand(1, 3, 40, 56) for i in range(2)}
+    outputs = {(c, s): torch.rand(1, 3, 48, 48) for c in contents for s in styles}
+    suite = build_metrics(["content_loss", "style_loss", "lpips"], Loading(init="random"))
+    layers = suite.content_style.settings.content_layers
+    one_content = (tensor_bytes(suite.content_style.cache.encoder(contents["c0"], layers))
+                   + tensor_bytes(lpips_features(contents["c0"], suite.lpips.model)))
+    results = {}
+    for budget in (0, one_content * 1.5 / 2**20, 1024):
+        suite.cache_mib = budget
+        rows = [suite.update(outputs[(c, s)], contents[c], styles[s], [(c, s)]) for c in contents for s in styles]
+        assert suite.cache.used <= suite.cache.budget
+        results[budget] = (rows, suite.cache.stats())
+    rows_0, stats_0 = results[0]
+    assert stats_0["hits"] == 0 and stats_0["used_mib"] == 0
+    for budget, (rows, stats) in results.items():
+        assert rows == rows_0, budget  # bit-identical values: the same kernels on the same inputs
+    assert results[1024][1]["misses"] == 3 * 2 + 2  # content features + LPIPS side per content, statistics per style
+    small = results[one_content * 1.5 / 2**20][1]
+    assert results[1024][1]["misses"] < small["misses"] < stats_0["misses"]
+
+
 def test_encoding_reuse_is_bit_identical_to_per_pair_encoding(tmp_path):
     """The encoding cache (each method encodes each content and style once) gives the same images and the same
     metrics.csv as encoding both images for every pair; a budget too small for one entry degrades to per pair."""

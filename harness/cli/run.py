@@ -57,6 +57,10 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--feature-cache-mib", type=non_negative_float, default=None, metavar="MIB",
                         help="memory for encodings reused across pairs: each method encodes each content and style "
                              "once (default 1024; 0: per pair; outputs identical either way)")
+    parser.add_argument("--metric-cache-mib", type=non_negative_float, default=None, metavar="MIB",
+                        help="memory for the metrics' side of each input image (content features, style statistics, "
+                             "LPIPS content features; ~21 MB per content at 512²), least recently used dropped "
+                             "first (default 1024; 0: per pair; values identical either way)")
     parser.add_argument("--channels-last", action="store_true", default=None,
                         help="run the methods' convolutions in NHWC: 7-9 %% faster on a CPU here, values equal up to "
                              "float rounding (~1e-6 relative); recorded in the run's identity")
@@ -106,6 +110,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         "timing_repeats": args.timing_repeats, "force": args.force, "shard": shard, "votes": args.votes,
         "skip_unreadable": args.skip_unreadable, "progress": False if args.no_progress else None,
         "report": False if args.no_report else None, "feature_cache_mib": args.feature_cache_mib,
+        "metric_cache_mib": args.metric_cache_mib,
         "channels_last": args.channels_last,
     }
 

@@ -32,11 +32,20 @@ COLUMNS = [
     "gflops_total", "gflops_attention", "gflops_attention_core", "impl_gflops_attention_core",
     "eq15_gflops_attention", "attention_ms", "attention_share", "hooked_latency_ms", "attention_ms_by_layer",
     "batch_size", "repeats", "warmup", "attention_repeats", "max_memory_mib", "max_seconds", "threads",
-    "device_name", "torch", "options", "cell_seconds", "load_before", "worker",
+    "device_name", "torch", "options", "cell_seconds", "load_before", "worker", "estimated_memory_mib",
 ]
 """Columns of ``complexity.csv`` (units in the names: ms, MiB, GFLOPs = 1e9 FLOPs; ``pixels`` = S²;
 ``load_before``: the machine's 1-minute load average when the cell started — other work competing for the CPU;
-``worker``: the ``worker`` setting the cell ran under)."""
+``worker``: the ``worker`` setting the cell ran under; ``estimated_memory_mib``: the traced estimate of the working
+set, :func:`harness.complexity.estimate.estimate_working_set`, for every cell whatever its status)."""
+LARGEST_COLUMNS = [
+    "method", "dtype", "device", "budget_mib", "largest_side", "estimated_mib", "next_side", "next_estimated_mib",
+    "limited", "largest_measured_size", "measured_mib", "estimated_mib_at_measured", "measured_over_estimated",
+]
+"""Columns of ``largest.csv`` (:func:`harness.complexity.sweep.largest_table`): per method and dtype the largest
+square side (a multiple of ``largest_multiple``) whose *estimated* working set is within ``budget_mib``, the
+estimate there and at the next multiple (over the budget; ``limited``: the search reached ``largest_limit`` still
+within it), and the check of the estimate against the measurement at the largest size measured ``ok``."""
 
 
 @dataclass
@@ -52,6 +61,10 @@ class ComplexityConfig:
     an ``oom`` / ``timeout`` as such without running them. ``min_fit_size``: fit slopes only over sizes ≥ this
     (None: all ok sizes). ``ratio_pairs``: [numerator, denominator] method pairs of the per-size ratio table.
     ``force``: recompute cells already in ``complexity.csv``. ``progress``: tqdm bar over the cells.
+    ``estimate_memory``: add the traced working-set estimate (``estimated_memory_mib``, seconds per cell, nothing
+    computed) to every cell, run or not — the estimate of an ``oom`` cell says by how much it was over.
+    ``largest_within_mib``: also find, from the estimate, the largest square side each method reaches within this
+    many MiB (``largest.csv``; a multiple of ``largest_multiple`` up to ``largest_limit``; None: not searched).
     ``worker``: ``"method"`` — one worker process measures a method's sizes one after another (torch, the FLOP
     counter and the thread pools start once per method: a 4-method × 3-size CPU sweep at 64–256² took 68 s instead of
     118 s); ``"cell"`` — a fresh process per cell, the strictest isolation; ``"auto"`` (default) — ``method`` on CUDA,
@@ -81,6 +94,10 @@ class ComplexityConfig:
     force: bool = False
     progress: bool = True
     worker: str = "auto"
+    estimate_memory: bool = True
+    largest_within_mib: float | None = None
+    largest_multiple: int = 64
+    largest_limit: int = 32768
 
     def __post_init__(self) -> None:
         """Coerce the YAML/CLI spellings ("a,b" lists, "256,512" sizes); range checks are in :func:`check_config`."""
@@ -146,6 +163,11 @@ def check_config(config: ComplexityConfig) -> dict[str, list[AttentionLayer]]:
     _positive_int(config.attention_repeats, "attention_repeats", minimum=0)
     _positive_or_none(config.max_memory_mib, "max_memory_mib")
     _positive_or_none(config.max_seconds, "max_seconds")
+    _positive_or_none(config.largest_within_mib, "largest_within_mib")
+    _positive_int(config.largest_multiple, "largest_multiple")
+    _positive_int(config.largest_limit, "largest_limit", minimum=config.largest_multiple)
+    if config.largest_within_mib is not None and not config.estimate_memory:
+        raise ComplexityError("largest_within_mib needs estimate_memory: true (the search uses the estimate)")
     if config.threads is not None:
         _positive_int(config.threads, "threads")
     if config.min_fit_size is not None:

@@ -21,9 +21,13 @@ def _fmt(value: Any, pattern: str) -> str:
     return "—" if math.isnan(number) else pattern.format(number)
 
 
+ANY_STATUS = {"estimated_memory_mib"}
+"""Columns shown whatever the cell's status (they do not come from running it)."""
+
+
 def _cell_text(row: Mapping[str, Any], column: str, pattern: str) -> str:
     status = str(row["status"])
-    if status != "ok":
+    if status != "ok" and column not in ANY_STATUS:
         return "OOM" if status == "oom" else ("timeout" if status == "timeout" else "error")
     return _fmt(row.get(column), pattern)
 
@@ -69,6 +73,8 @@ RATIO_HEADERS = {"time_ratio": "time", "memory_ratio": "memory", "gflops_total_r
 SUMMARY_TABLES = [
     ("latency_ms", "{:.1f}", "Latency (ms, median) of the full forward (encoding content and style, transfer, decoder)"),
     ("peak_memory_mib", "{:.0f}", "Peak memory of the forward (MiB; see memory_kind)"),
+    ("estimated_memory_mib", "{:.0f}",
+     "Estimated working set of the forward (MiB; traced on shapes, nothing computed; shown for every cell)"),
     ("gflops_total", "{:.1f}", "GFLOPs of the whole forward (FlopCounterMode, 2 per MAC)"),
     ("gflops_attention", "{:.2f}", "GFLOPs inside the attention modules (1×1 convs included)"),
     ("gflops_attention_core", "{:.2f}", "GFLOPs of the attention matmuls only (measured; convs excluded)"),
@@ -78,9 +84,11 @@ SUMMARY_TABLES = [
 ]
 
 
-def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, out: Path) -> dict[str, Path]:
+def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, out: Path,
+                  largest: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write ``complexity.md`` and ``complexity.tex``: one method × size table per quantity of
-    :data:`SUMMARY_TABLES` (failed cells show OOM / timeout / error), the per-size ratio table and the slopes."""
+    :data:`SUMMARY_TABLES` (the estimate's only where estimated; failed cells show OOM / timeout / error), the per-size ratio table,
+    the slopes and, when given, the largest square side per method within the memory budget (``largest.csv``)."""
     out = Path(out)
     devices = sorted({str(d) for d in df["device_name"].dropna()}) if "device_name" in df else []
     md = ["# Complexity against image size", "", f"Device: {'; '.join(devices) or 'n/a'}. Random weights; "
@@ -89,6 +97,8 @@ def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, 
     for column, pattern, caption in SUMMARY_TABLES:
         if df.empty:
             break
+        if column in ANY_STATUS and (column not in df or pd.to_numeric(df[column], errors="coerce").isna().all()):
+            continue  # not estimated in this sweep
         table = _pivot(df, column, pattern)
         md += [f"**{caption}**", "", _markdown(table), ""]
         tex.append(_latex(table, caption, f"tab:complexity-{column.replace('_', '-')}"))
@@ -114,6 +124,24 @@ def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, 
         caption = "Log-log slopes against pixel count (ln y = slope ln(HW) + c)"
         md += [f"**{caption}**", "", _markdown(shown), ""]
         tex.append(_latex(shown, caption, "tab:complexity-slopes"))
+    if largest is not None and not largest.empty:
+        shown = pd.DataFrame({
+            "method": [method_label(m) + ("" if len(set(largest["dtype"])) == 1 else f" {d}")
+                       for m, d in zip(largest["method"], largest["dtype"])],
+            "largest S (estimate)": [("≥ " if limited else "") + _fmt(s, "{:.0f}")
+                                     for s, limited in zip(largest["largest_side"], largest["limited"])],
+            "estimate at S (MiB)": [_fmt(v, "{:.0f}") for v in largest["estimated_mib"]],
+            "next S over budget": [("—" if limited else _fmt(s, "{:.0f}") + f" ({_fmt(v, '{:.0f}')} MiB)")
+                                   for s, v, limited in zip(largest["next_side"], largest["next_estimated_mib"],
+                                                            largest["limited"])],
+            "largest S measured": [_fmt(v, "{:.0f}") for v in largest["largest_measured_size"]],
+            "measured / estimate there": [_fmt(v, "{:.3f}") for v in largest["measured_over_estimated"]],
+        }).set_index("method")
+        budget = float(largest["budget_mib"].iloc[0])
+        caption = (f"Largest square side S within {budget:.0f} MiB, from the traced estimate (a multiple of the search "
+                   "step), beside the measured/estimated working-set ratio at the largest size measured")
+        md += [f"**{caption}**", "", _markdown(shown), ""]
+        tex.append(_latex(shown, caption, "tab:complexity-largest"))
     paths = {"md": out / "complexity.md", "tex": out / "complexity.tex"}
     write_text_atomic(paths["md"], "\n".join(md))
     write_text_atomic(paths["tex"], "\n".join(tex))

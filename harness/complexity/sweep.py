@@ -20,7 +20,11 @@ from ..atomic import write_json_atomic, write_text_atomic
 from ..environment import device_name, git_commit, machine_info, versions
 from ..errors import ComplexityError
 from ..figures.charts import plot_complexity
-from .config import COLUMNS, DONE_STATUSES, KEY, PRIME_SIZE, SKIPPED, ComplexityConfig, _one_line, check_config
+from methods import create_method
+
+from .config import (COLUMNS, DONE_STATUSES, DTYPES, KEY, LARGEST_COLUMNS, PRIME_SIZE, SKIPPED, ComplexityConfig,
+    _one_line, check_config)
+from .estimate import estimate_working_set, largest_square_side
 from .layers import _eq15_columns, eq15_table
 from .measure import Cell
 from .report import write_summary
@@ -63,6 +67,32 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     write_text_atomic(path, frame.to_csv(index=False))
 
 
+class _Estimator:
+    """The working-set estimates of a sweep's cells (:func:`estimate_working_set`), one random-weight CPU model per
+    method built on first use; ``convolution_scratch`` follows the sweep's device (the oneDNN model on the CPU only)."""
+
+    def __init__(self, config: ComplexityConfig) -> None:
+        self.config = config
+        self._models: dict[str, Any] = {}
+        self._scratch = "auto" if torch.device(config.device).type == "cpu" else None
+
+    def __call__(self, method: str, dtype: str, size: int) -> float:
+        if method not in self._models:
+            self._models[method] = create_method(method, init="random", seed=self.config.seed, device="cpu",
+                                                 **self.config.options_for(method)).model
+        shape = (self.config.batch_size, 3, size, size)
+        return estimate_working_set(self._models[method], shape, autocast_dtype=DTYPES[dtype],
+                                    convolution_scratch=self._scratch).peak_mib
+
+    def safe(self, method: str, dtype: str, size: int) -> tuple[float, str | None]:
+        """(estimate, None), or (NaN, why) where the trace fails (e.g. an op without a shape rule): the cell's
+        measurement still stands."""
+        try:
+            return self(method, dtype, size), None
+        except Exception as exc:  # noqa: BLE001 — an estimate is an extra column, never a reason to lose a cell
+            return math.nan, f"memory estimate failed: {type(exc).__name__}: {_one_line(exc)[:200]}"
+
+
 def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
     """Run the sweep of ``config`` (see the module docstring) and write every output; returns the full
     ``complexity.csv`` table (this sweep's cells and any other cells already in the folder)."""
@@ -78,6 +108,7 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
     failed: dict[tuple[str, str], tuple[str, int]] = {}
     computed = kept = skipped = 0
     worker, worker_method = None, None
+    estimator = _Estimator(config) if config.estimate_memory else None
     with contextlib.ExitStack() as stack, \
             tqdm(total=len(cells), desc="complexity", unit="cell", disable=not config.progress) as bar:
         stack.callback(lambda: worker is not None and worker.close())  # the worker current at the end
@@ -109,6 +140,12 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
                 row = {**base, "load_before": load, "worker": config.worker_mode, **worker.run(cell, config.max_seconds)}
                 computed += 1
+            if estimator is not None:  # recomputed for kept cells too: seconds, and always today's code
+                bar.set_postfix_str(f"{method} {size}² {dtype}: estimating")
+                row["estimated_memory_mib"], why = estimator.safe(method, dtype, size)
+                if why is not None:
+                    note = row.get("note")
+                    row["note"] = f"{note}; {why}" if _number(note) or isinstance(note, str) and note else why
             if row["status"] in ("oom", "timeout") and (method, dtype) not in failed:
                 failed[(method, dtype)] = (row["status"], size)
             rows[key] = row
@@ -120,17 +157,31 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
     _write_csv_atomic(eq15_table(layers, sizes), out / "eq15.csv")
     ratios = ratio_table(frame, config.ratio_pairs)
     _write_csv_atomic(ratios, out / "ratios.csv")
-    write_summary(frame, slopes, ratios, out)
+    largest = None
+    if config.largest_within_mib is not None:
+        largest = largest_table(frame, estimator, config)
+        _write_csv_atomic(largest, out / "largest.csv")
+    write_summary(frame, slopes, ratios, out, largest)
     for quantity in ("time", "memory"):
         plot_complexity(frame, slopes, out / f"complexity_{quantity}", quantity)
-    write_json_atomic(out / "complexity.json", {
+    write_json_atomic(out / "complexity.json", _manifest(config, layers, started, computed, kept, skipped))
+    return frame
+
+
+def _manifest(config: ComplexityConfig, layers: Mapping[str, Any], started: str, computed: int, kept: int,
+              skipped: int) -> dict[str, Any]:
+    """``complexity.json``: the settings, the cells' fate, versions, machine and protocol."""
+    return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cells": {"computed": computed, "kept": kept, "skipped": skipped},
-        "versions": versions(), "git_commit": git_commit(), "device": device_name(device), "machine": machine_info(),
+        "versions": versions(), "git_commit": git_commit(), "device": device_name(torch.device(config.device)),
+        "machine": machine_info(),
         "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "weights": "random (init='random', seeded): speed, memory and FLOPs do not depend on the values",
+        "memory_estimate": ("estimated_memory_mib: harness.complexity.estimate (fake-tensor trace; oneDNN "
+                            "convolution scratch modelled on the CPU)" if config.estimate_memory else None),
         "protocol": (("one worker process per method, its sizes in turn (free heap trimmed before each memory "
                       "reset)" if config.worker_mode == "method" else "fresh worker process per cell")
                      + f"; priming forward at {PRIME_SIZE}²; {config.warmup} warm-up + "
@@ -138,8 +189,41 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                      "forwards for the attention time; one FlopCounterMode forward; batch "
                      f"{config.batch_size}, square S×S content and style"),
         "attention_layers": {m: [asdict(s) for s in v] for m, v in layers.items()},
-    })
-    return frame
+    }
+
+
+def _number(value: Any) -> bool:
+    try:
+        return not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def largest_table(frame: pd.DataFrame, estimate: Any, config: ComplexityConfig) -> pd.DataFrame:
+    """``largest.csv`` (columns :data:`~harness.complexity.config.LARGEST_COLUMNS`): per method and dtype of the
+    sweep, :func:`largest_square_side` over ``estimate(method, dtype, side)`` within ``config.largest_within_mib``,
+    beside the measured working set at the largest ``ok`` size of ``frame`` (with the estimate there and their
+    ratio: how far to trust the extrapolation)."""
+    out = []
+    device = torch.device(config.device).type
+    for method in config.methods:
+        for dtype in config.dtypes:
+            found = largest_square_side(lambda side: estimate(method, dtype, side), config.largest_within_mib,
+                                        multiple=config.largest_multiple, limit=config.largest_limit)
+            row = {"method": method, "dtype": dtype, "device": device, "budget_mib": config.largest_within_mib,
+                   "largest_side": found.side, "estimated_mib": found.peak_mib, "next_side": found.next_side,
+                   "next_estimated_mib": found.next_peak_mib, "limited": found.limited}
+            cells = _ok(frame[(frame["method"] == method) & (frame["dtype"] == dtype) & (frame["device"] == device)])
+            cells = cells[pd.to_numeric(cells["peak_memory_mib"], errors="coerce").gt(0)]
+            if not cells.empty:
+                top = cells.sort_values("size").iloc[-1]
+                measured, estimated = float(top["peak_memory_mib"]), float(top.get("estimated_memory_mib", math.nan))
+                row.update(largest_measured_size=int(top["size"]), measured_mib=measured,
+                           estimated_mib_at_measured=estimated,
+                           measured_over_estimated=measured / estimated if _number(estimated) and estimated else
+                           math.nan)
+            out.append(row)
+    return pd.DataFrame(out, columns=LARGEST_COLUMNS)
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
