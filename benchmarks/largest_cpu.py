@@ -10,7 +10,7 @@ run studies/highres.yaml instead, which measures the large sizes themselves.
 
 With ``--verify MicroAST`` (a comma list) the methods named are then also measured at the side found for them,
 so the estimate is checked at the limit itself, not only below it (MicroAST's forward is seconds at 1024², so its
-limit is affordable here), and largest.csv is rebuilt with those cells.
+limit is affordable here); largest.csv then compares with those cells.
 
     python benchmarks/largest_cpu.py [--out results/largest_cpu] [--budget-mib 16384] [--verify MicroAST]
 """
@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from harness.complexity import ComplexityConfig, run_complexity
+from harness.complexity.estimate import estimate_working_set, largest_square_side
+from methods import create_method
 
 ALL = ["styA2K", "all2all", "AdaAttN", "SANet", "StyTr2", "MicroAST", "adain"]
 AT_2048 = ["styA2K", "AdaAttN", "SANet", "MicroAST", "adain"]
@@ -35,21 +35,16 @@ def main() -> None:
     args = parser.parse_args()
     common = dict(out=args.out, repeats=1, warmup=0, attention_repeats=0, count_flops=False, worker="cell",
                   max_seconds=1800, ratio_pairs=[["all2all", "styA2K"]])
-    phases = [
-        ComplexityConfig(methods=AT_2048, sizes=[512, 1024, 2048], **common),
-        # the last phase adds all2all and StyTr2 at 512² and 1024², keeps every cell measured before and searches
-        # the largest side of all seven methods (largest.csv), comparing each with its largest measured size
-        ComplexityConfig(methods=ALL, sizes=[512, 1024], largest_within_mib=args.budget_mib, **common),
-    ]
-    for config in phases:
-        frame = run_complexity(config)
-    verify = [m for m in args.verify.split(",") if m]
-    if verify:
-        largest = pd.read_csv(args.out / "largest.csv").set_index("method")
-        for method in verify:
-            run_complexity(ComplexityConfig(methods=[method], sizes=[int(largest.loc[method, "largest_side"])],
+    run_complexity(ComplexityConfig(methods=AT_2048, sizes=[512, 1024, 2048], **common))
+    run_complexity(ComplexityConfig(methods=ALL, sizes=[512, 1024], **common))
+    for method in [m for m in args.verify.split(",") if m]:
+        model = create_method(method, init="random", seed=0).model
+        side = largest_square_side(lambda s: estimate_working_set(model, (1, 3, s, s)).peak_mib, args.budget_mib).side
+        run_complexity(ComplexityConfig(methods=[method], sizes=[side], **common))
+    # every cell kept; the estimates recomputed; the largest side of all seven methods searched (largest.csv) and
+    # compared with each method's largest measured size
+    frame = run_complexity(ComplexityConfig(methods=ALL, sizes=[512, 1024], largest_within_mib=args.budget_mib,
                                             **common))
-        frame = run_complexity(phases[-1])  # keeps every cell; largest.csv now compares at the verified sides
     print(frame[["method", "size", "status", "latency_ms", "peak_memory_mib", "estimated_memory_mib"]].to_string())
     print((args.out / "largest.csv").read_text())
 
