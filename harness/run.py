@@ -115,7 +115,7 @@ class RunConfig:
     first); 0 encodes both images per pair. Outputs are bit-identical either way; with ``batch_size`` > 1 pairs are
     encoded in their batches (no reuse)."""
     metric_cache_mib: float = 1024
-    """Memory for the inputs' side of the per-pair metrics (:attr:`metrics.collection.MetricCollection.cache_mib`:
+    """Memory for the inputs' side of the per-pair metrics (:attr:`metrics.collection.MetricCollection.cache`:
     content features, style statistics, LPIPS content features, ≈ 21 MB per content image at 512²), least recently
     used dropped first; 0 computes them per pair. The values are the same either way."""
     channels_last: bool = False
@@ -441,8 +441,8 @@ def execute_run(config: RunConfig, command: str = "") -> dict[str, Any]:
             method.to(memory_format=torch.channels_last)
     skipped_methods = {label: spell_settings(t) for label, t in skipped_templates.items()}
     try:
-        suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options)
-        suite.cache_mib = config.metric_cache_mib
+        suite = build_metrics(config.metrics, config.loading(), config.lpips_net, config.metric_options,
+                              config.metric_cache_mib)
         set_metrics, unavailable, set_configs = build_set_metrics(
             config.metrics if config.shard is None else [], config.loading(), config.metric_options, suite.lpips,
             config.seed)

@@ -132,8 +132,8 @@ class Transformer(nn.Module):
         pos = F.interpolate(self.new_ps(self.averagepooling(content)), size=(h, w), mode="bilinear")
         pos, tokens = pos.flatten(2).transpose(1, 2), content.flatten(2).transpose(1, 2)  # (B, h·w, C)
         encoded = self.encoder_c(tokens, pos)
-        # contiguous: a (B, C, h, w) view of tokens is channels-last-strided for B > 1 but not for B = 1 (size-1 stride), so the
-        # decoder would run in a layout that depends on the batch size
+        # contiguous: a (B, C, h, w) view of tokens is channels-last-strided for B > 1 but not for B = 1 (a size-1
+        # stride), so the decoder would otherwise run in a layout that depends on the batch size
         return self.decoder(encoded, style_memory, pos).transpose(1, 2).reshape(b, c, h, w).contiguous()
 
 

@@ -4,9 +4,9 @@ Inputs recur across pairs and methods (each content image meets every style and 
 content/style losses and of LPIPS is computed once per image and kept: the content features at the content layers,
 the per-channel mean/std of the style images at the style layers and the content's normalised LPIPS features
 (≈ 21 MB per content image at 512²: VGG relu4_1/relu5_1 10 MB, AlexNet 10.6 MB), in one least-recently-used cache
-bounded by ``cache_mib`` (:class:`methods.cache.BoundedLRU`; a run over thousands of contents stays within it, and
-an image whose side was dropped is encoded again). Only the stylised output is encoded per pair. The values are those of
-:func:`metrics.content_style.content_loss`, :func:`metrics.content_style.style_loss` and
+bounded by a budget (:class:`methods.cache.BoundedLRU`; a run over thousands of contents stays within it, and
+an image whose side was dropped is encoded again). Only the stylised output is encoded per pair. The values are
+those of :func:`metrics.content_style.content_loss`, :func:`metrics.content_style.style_loss` and
 :func:`metrics.perceptual.lpips_distance` (the per-image kernels the metric classes use too).
 """
 from __future__ import annotations
@@ -31,6 +31,10 @@ from .perceptual import LPIPS, load_lpips, lpips_distance, lpips_features, lpips
 __all__ = ["METRIC_OPTIONS", "PAIR_METRICS", "PAPER_METRICS", "SET_METRICS", "MetricCollection", "build_metrics",
            "build_set_metrics"]
 
+DEFAULT_CACHE_MIB = 1024
+"""Default budget of :attr:`MetricCollection.cache` (≈ 48 content images at 512²)."""
+
+
 @dataclass
 class MetricCollection:
     """The requested per-pair metrics, their definitions (``configs``, for a manifest) and the ones that are
@@ -42,17 +46,9 @@ class MetricCollection:
     """SSIM, CFSD, Gram loss: per-pair metrics computed by their own :meth:`~metrics.base.Metric.values`."""
     unavailable: dict[str, str] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
-    cache_mib: float = 1024
-    """Memory for the inputs' side of the metrics (content features, style statistics, LPIPS content features),
-    least recently used dropped first; 0: computed per pair. The values are the same either way."""
-    _cache: BoundedLRU | None = field(default=None, repr=False)
-
-    @property
-    def cache(self) -> BoundedLRU:
-        """The per-image cache (made on first use with ``cache_mib``)."""
-        if self._cache is None or self._cache.budget != int(self.cache_mib * 2**20):
-            self._cache = BoundedLRU(self.cache_mib)
-        return self._cache
+    cache: BoundedLRU = field(default_factory=lambda: BoundedLRU(DEFAULT_CACHE_MIB), repr=False)
+    """The inputs' side of the metrics (content features, style statistics, LPIPS content features), least recently
+    used dropped first; a budget of 0 computes them per pair. The values are the same either way."""
 
     @property
     def columns(self) -> list[str]:
@@ -114,16 +110,18 @@ def _options(metric_options: Mapping[str, Mapping[str, Any]] | None, name: str) 
 
 
 def build_metrics(names: Iterable[str], loading: Loading | None = None, lpips_net: str = "alex",
-                  metric_options: Mapping[str, Mapping[str, Any]] | None = None) -> MetricCollection:
+                  metric_options: Mapping[str, Mapping[str, Any]] | None = None,
+                  cache_mib: float = DEFAULT_CACHE_MIB) -> MetricCollection:
     """The collection of the per-pair metrics among ``names`` (others are ignored), their networks loaded through
     ``loading`` (CFSD and the Gram loss share one VGG-19); a metric whose weights are missing is recorded as
-    unavailable, not raised. ``metric_options``: metric → its definitional options (:data:`METRIC_OPTIONS`)."""
+    unavailable, not raised. ``metric_options``: metric → its definitional options (:data:`METRIC_OPTIONS`).
+    ``cache_mib``: the budget of the inputs' side kept across pairs (:attr:`MetricCollection.cache`)."""
     from .cfsd import CFSD
     from .gram import GRAM_VARIANTS, GramLoss
     from .imagenet_vgg import load_imagenet_vgg
     from .ssim import SSIM
 
-    collection = MetricCollection()
+    collection = MetricCollection(cache=BoundedLRU(cache_mib))
     wanted = set(names)
     if wanted & {"content_loss", "style_loss"}:
         try:

@@ -147,12 +147,12 @@ def test_cached_inputs_give_the_metric_objects_values(tmp_path):
 
 
 def test_metric_cache_is_bounded_and_gives_the_same_values():
-    """The metrics' per-image cache stays within ``cache_mib`` (least recently used dropped, dropped sides computed
+    """The metrics' per-image cache stays within its budget (least recently used dropped, dropped sides computed
     again) and every budget — none, one content's worth, plenty — gives the same values."""
     import torch
 
     from methods import Loading
-    from methods.cache import tensor_bytes
+    from methods.cache import BoundedLRU, tensor_bytes
     from metrics.collection import build_metrics
     from metrics.perceptual import lpips_features
 
@@ -166,7 +166,7 @@ def test_metric_cache_is_bounded_and_gives_the_same_values():
                    + tensor_bytes(lpips_features(contents["c0"], suite.lpips.model)))
     results = {}
     for budget in (0, one_content * 1.5 / 2**20, 1024):
-        suite.cache_mib = budget
+        suite.cache = BoundedLRU(budget)
         rows = [suite.update(outputs[(c, s)], contents[c], styles[s], [(c, s)]) for c in contents for s in styles]
         assert suite.cache.used <= suite.cache.budget
         results[budget] = (rows, suite.cache.stats())

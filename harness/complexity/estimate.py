@@ -65,9 +65,10 @@ def onednn_convolution_scratch(args: Sequence[Any], out: Tensor) -> int:
     2-D convolutions), as measured on this project's AVX2 CPU (resident-set working set of single convolutions,
     1×1, 3×3 and 9×9, grouped and not, 3–512 channels, 128²–1024²): with NCHW tensors oneDNN computes in a
     channel-blocked layout (blocks of 8 channels) — it reorders the input into it (not for a grouped convolution or
-    a ≤ 4-channel input to a spatial kernel, which it reads directly), reorders the weight, computes a blocked output and reorders that into the NCHW result, so the peak is
-    max(blocked input + blocked output + weight, blocked output + output); with channels_last tensors only the
-    weight is reordered. Returned: that peak minus the output (which the tracker counts itself)."""
+    a ≤ 4-channel input to a spatial kernel, which it reads directly), reorders the weight, computes a blocked
+    output and reorders that into the NCHW result, so the peak is max(blocked input + blocked output + weight,
+    blocked output + output); with channels_last tensors only the weight is reordered. Returned: that peak minus
+    the output (which the tracker counts itself)."""
     x, weight = args[0], args[1]
     element = out.element_size()
     weight_bytes = weight.numel() * element

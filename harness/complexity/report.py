@@ -87,8 +87,9 @@ SUMMARY_TABLES = [
 def write_summary(df: pd.DataFrame, slopes: pd.DataFrame, ratios: pd.DataFrame, out: Path,
                   largest: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write ``complexity.md`` and ``complexity.tex``: one method × size table per quantity of
-    :data:`SUMMARY_TABLES` (the estimate's only where estimated; failed cells show OOM / timeout / error), the per-size ratio table,
-    the slopes and, when given, the largest square side per method within the memory budget (``largest.csv``)."""
+    :data:`SUMMARY_TABLES` (the estimate's only where estimated; failed cells show OOM / timeout / error), the
+    per-size ratio table, the slopes and, when given, the largest square side per method within the memory budget
+    (``largest.csv``)."""
     out = Path(out)
     devices = sorted({str(d) for d in df["device_name"].dropna()}) if "device_name" in df else []
     md = ["# Complexity against image size", "", f"Device: {'; '.join(devices) or 'n/a'}. Random weights; "

@@ -145,7 +145,7 @@ def run_complexity(config: ComplexityConfig) -> pd.DataFrame:
                 row["estimated_memory_mib"], why = estimator.safe(method, dtype, size)
                 if why is not None:
                     note = row.get("note")
-                    row["note"] = f"{note}; {why}" if _number(note) or isinstance(note, str) and note else why
+                    row["note"] = f"{note}; {why}" if isinstance(note, str) and note else why
             if row["status"] in ("oom", "timeout") and (method, dtype) not in failed:
                 failed[(method, dtype)] = (row["status"], size)
             rows[key] = row
