@@ -43,7 +43,8 @@ class IdentityAttention(nn.Module):
         return fc
 
 
-def build_variants(size: int, compile_model: bool, bf16: bool = True) -> dict[str, Callable[[], Tensor]]:
+def build_variants(size: int, compile_model: bool, bf16: bool = True,
+                   channels_last: bool = True) -> dict[str, Callable[[], Tensor]]:
     """Variant name → a zero-argument forward, each on its own copy of the same seeded network and inputs."""
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, size, size, generator=generator)
@@ -60,9 +61,10 @@ def build_variants(size: int, compile_model: bool, bf16: bool = True) -> dict[st
         return forward
 
     variants = {"fp32": run(network(), content, style)}
-    channels_last = network().to(memory_format=torch.channels_last)
-    variants["fp32 channels_last"] = run(channels_last, content.contiguous(memory_format=torch.channels_last),
-                                         style.contiguous(memory_format=torch.channels_last))
+    last = torch.channels_last
+    if channels_last:
+        variants["fp32 channels_last"] = run(network().to(memory_format=last), content.contiguous(memory_format=last),
+                                             style.contiguous(memory_format=last))
     if bf16:
         variants["bf16 autocast"] = run(network(), content, style, autocast=True)
     if compile_model:
@@ -75,9 +77,10 @@ def build_variants(size: int, compile_model: bool, bf16: bool = True) -> dict[st
         return identity
 
     variants["fp32, attention = identity"] = run(without_attention(), content, style)
-    variants["fp32 channels_last, attention = identity"] = run(
-        without_attention().to(memory_format=torch.channels_last), content.contiguous(memory_format=torch.channels_last),
-        style.contiguous(memory_format=torch.channels_last))
+    if channels_last:
+        variants["fp32 channels_last, attention = identity"] = run(
+            without_attention().to(memory_format=last), content.contiguous(memory_format=last),
+            style.contiguous(memory_format=last))
     return variants
 
 
@@ -141,6 +144,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (≥ 5; default 5)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--no-bf16", action="store_true", help="skip timing the bf16-autocast variant")
+    parser.add_argument("--no-channels-last", action="store_true",
+                        help="skip the channels_last variants (e.g. at 2048², where each forward takes a minute)")
     parser.add_argument("--error-size", type=int, help="side of the bf16 error measurement (default: --size)")
     parser.add_argument("--real-weights", type=Path, help="folder with vgg19_normalised_upto_relu3_1/ and StyA2K/")
     parser.add_argument("--images", type=Path, help="folder with content/ and style/ for the bf16 error")
@@ -148,7 +153,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
-    rows = time_variants(build_variants(args.size, not args.no_compile, not args.no_bf16), args.repeats)
+    rows = time_variants(build_variants(args.size, not args.no_compile, not args.no_bf16, not args.no_channels_last),
+                         args.repeats)
     error_size = args.error_size or args.size
     error = bf16_error(args.real_weights, args.images, error_size) if args.real_weights and args.images else None
     machine = machine_info()

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .a2k import A2KAttention, _pad_to_multiple, aggregate_blocks, match_blocks, same_location_index
+from .a2k import A2KAttention, _pad_to_multiple, aggregate_blocks, head_blocks, match_blocks, same_location_index
 from .all2all import AllToAllAttention
 from .errors import InputError
 from .method import Method
 from .net import StyleTransferNet, check_image_batch
-from .ops import block_grid, from_blocks, mean_variance_norm, split_heads, to_blocks
+from .ops import block_grid, from_blocks, heads_view, mean_variance_norm, pointwise, split_heads, to_blocks, to_tokens
 from .vgg import TAP_DOWNSAMPLING
 
 __all__ = ["ATTENTION_LAYERS", "AttentionMaps", "attention_maps", "attention_module", "block_map"]
@@ -152,13 +152,13 @@ def _pa_maps(module: A2KAttention, nc: Tensor, ns: Tensor, pad, query_at, head: 
     attention inside it, scattered onto the style grid."""
     side, heads = module.block_side, module.heads
     q2 = module.q2(nc)
-    qb = split_heads(to_blocks(pad(q2), side), heads)  # (1, h, d, n_c, r)
-    kb = split_heads(to_blocks(pad(module.k2(ns)), side), heads)  # (1, h, d, n_s, r)
-    if module.pa_step1:  # the forward's own call on every block (so near-ties resolve identically)
-        blocks = match_blocks(qb, kb)[0, :, content_block]  # (h,)
+    keys = head_blocks(pointwise(module.k2, to_tokens(pad(ns), side)), heads)  # (1, h, n_s, r, d), as the forward
+    if module.pa_step1:  # the forward's own computation on every block (so near-ties resolve identically)
+        queries = pointwise(module.q2, to_tokens(pad(nc), side))
+        blocks = match_blocks(heads_view(queries, heads), keys)[0, :, content_block]  # (h,)
     else:
         blocks = same_location_index(cells_c, cells_s, device=q2.device)[content_block].expand(heads)
-    chosen = kb[0].permute(0, 2, 1, 3)[torch.arange(heads), blocks]  # (h, d, r) keys of each head's block
+    chosen = keys[0][torch.arange(heads), blocks].transpose(-1, -2)  # (h, d, r) keys of each head's block
     fine = _head_softmax(query_at(q2), chosen, 1.0)  # (h, r)
     fine_map = fine.new_zeros(heads, grid_s[0] * grid_s[1]).scatter_add_(1, slots[blocks], fine)
     fine_map = fine_map.reshape(heads, *grid_s)

@@ -247,12 +247,17 @@ def test_distributed_attention_has_no_sqrt_d_scaling():
 
 
 # =============================================================================================== PA step 1
+def _match(Q, K, **kw):
+    """match_blocks on the reference layout (B, h, d, n, r), passed as strided (B, h, n, r, d) views."""
+    return A.match_blocks(Q.permute(0, 1, 3, 4, 2), K.permute(0, 1, 3, 4, 2), **kw)
+
+
 def test_match_blocks_matches_loop_reference():
     torch.manual_seed(12)
     B, h, d, n_c, n_s, r = 2, 3, 2, 7, 5, 4
     Q = torch.randn(B, h, d, n_c, r, dtype=torch.float64)
     K = torch.randn(B, h, d, n_s, r, dtype=torch.float64)
-    idx = A.match_blocks(Q, K)
+    idx = _match(Q, K)
     ridx, scores = ref_match_blocks(Q, K)
     assert idx.shape == (B, h, n_c) and idx.dtype == torch.long
     chosen = torch.gather(scores, -1, idx.unsqueeze(-1)).squeeze(-1)
@@ -278,7 +283,7 @@ def test_match_blocks_per_head_and_per_sample():
                 Q[b, hh, :, x, :] = K[b, hh, :, z, :] * 10   # strongly aligned with block z only
     _, scores = ref_match_blocks(Q, K)
     assert torch.equal(scores.argmax(-1), want), "test construction: target must be the reference argmax"
-    assert torch.equal(A.match_blocks(Q, K), want)
+    assert torch.equal(_match(Q, K), want)
 
 
 def test_match_blocks_exact_ties_pick_first_index():
@@ -290,7 +295,7 @@ def test_match_blocks_exact_ties_pick_first_index():
     K[:, :, :, 5] = K[:, :, :, 0]      # block 5 duplicates block 0
     ridx, scores = ref_match_blocks(Q, K)
     assert ((scores[..., 4] == scores[..., 1]).all() and (scores[..., 5] == scores[..., 0]).all())
-    idx = A.match_blocks(Q, K)
+    idx = _match(Q, K)
     assert torch.equal(idx, ridx)
     assert not ((idx == 4) | (idx == 5)).any()
 
@@ -300,7 +305,7 @@ def test_match_blocks_chunked_equals_unchunked(chunk):
     torch.manual_seed(15)
     Q = torch.randn(2, 2, 3, 9, 4, dtype=torch.float64)
     K = torch.randn(2, 2, 3, 6, 4, dtype=torch.float64)
-    assert torch.equal(A.match_blocks(Q, K, chunk_elements=chunk), A.match_blocks(Q, K))
+    assert torch.equal(_match(Q, K, chunk_elements=chunk), _match(Q, K))
 
 
 def test_same_location_index_formula():

@@ -106,10 +106,12 @@ def test_flop_counter_matches_a_hand_count_of_the_attention_matmuls(one_thread):
     assert flops["attention"] == core + convs
     assert flops["total"] > flops["attention"]
     # styA2K at 64²: relu3_1 n = 4 blocks of r = 64, C = 256 → HWC = 65,536; relu4_1 n = 1, r = 64, HWC = 32,768;
-    # relu5_1 n = 1, r = 16, HWC = 8,192. Matmul MACs = HWC·(3 + 3n + 2r): 3 DA einsums, DA QKᵀ + A·V (2n),
-    # PA block matching (n), PA QKᵀ + A·V (2r).
-    a2k_core = 2 * (65_536 * (3 + 12 + 128) + 32_768 * (3 + 3 + 128) + 8_192 * (3 + 3 + 32))
-    assert a2k_core == 28_147_712
+    # relu5_1 n = 1, r = 16, HWC = 8,192; h = 8 heads. Matmul MACs = HWC·(3h + 3n + 2r) + 5·n·C²: DA step 1's three
+    # weighted sums per head (3h) and its projections of block means and sums (5nC²), DA QKᵀ + A·V (2n), PA block
+    # matching (n), PA QKᵀ + A·V (2r).
+    a2k_core = 2 * (65_536 * (24 + 12 + 128) + 5 * 4 * 256**2 + 32_768 * (24 + 3 + 128) + 5 * 512**2
+                    + 8_192 * (24 + 3 + 32) + 5 * 512**2)
+    assert a2k_core == 40_484_864
     assert _counted("styA2K", 64)["attention_core"] == a2k_core
     assert sum(v.impl_macs for v in eq15_attention_flops("styA2K", 64).values()) * 2 == a2k_core
 
@@ -204,7 +206,7 @@ def test_tiny_sweep_writes_every_output(tiny_sweep):
     # whole 8×8 block and relu5_1 6×6 one 4×4 block: floor tiling)
     assert styles["gflops_attention_core"].tolist() == pytest.approx(styles["impl_gflops_attention_core"].tolist(),
                                                                      rel=1e-12)
-    assert styles.loc[64, "gflops_attention_core"] == pytest.approx(28_147_712 / 1e9)
+    assert styles.loc[64, "gflops_attention_core"] == pytest.approx(40_484_864 / 1e9)
     # Eq. 15 at 64²: Σ (5 + 2n + r)·HWC = 77·65,536 + 71·32,768 + 23·8,192 = 7,561,216 MACs, ×2 FLOPs
     assert styles.loc[64, "eq15_gflops_attention"] == pytest.approx(2 * 7_561_216 / 1e9)
     assert (styles["gflops_attention"] > styles["gflops_attention_core"]).all()  # the 1×1 convs are inside

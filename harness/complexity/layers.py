@@ -98,13 +98,16 @@ class Eq15Layer:
     ``D1 = 5·HWC`` (aggregation, DA), ``D2 = n·HWC`` (queries vs n block keys, DA), ``P1 = n·HWC`` (block
     matching, PA step 1), ``P2 = r·HWC`` (attention inside the matched block, PA); ``macs = D1 + D2 + P1 + P2``.
     All-to-all (spec table, QKᵀ only): ``all2all_macs = (HW)²·C``; for an all-to-all layer ``macs = all2all_macs``.
-    ``ratio = all2all_macs / macs``. Neither counts the 1×1 convolutions (8·HW·C² MACs per A2K module).
+    ``ratio = all2all_macs / macs``. Neither counts the 1×1 convolutions (8·HW·C² MACs per A2K module in the
+    official code; 6·HW·C² here, see ``impl_macs``).
 
     ``impl_macs``: the matmul MACs the implementation performs (what ``FlopCounterMode`` sees inside the module,
-    convolutions excluded, ÷2), with ``L = n·r`` attended positions: DA step 1 three einsums (similarity, weighted
-    keys, weighted values) ``3·L·C``; DA step 2 QKᵀ and A·V ``2·L·n·C``; PA step 1 ``n²·r·C``; PA step 2 QKᵀ and
-    A·V ``2·L·r·C``; all-to-all ``2·(HW)²·C``. Heads do not change any count (h heads of d = C/h channels).
-    All-to-all layers have no blocks: ``n = r = None``.
+    convolutions excluded, ÷2), with ``L = n·r`` attended positions: DA step 1 without projecting each style
+    position (:func:`methods.a2k.aggregate_projected`) three weighted sums per head over the C input channels
+    ``3·h·L·C`` and the projections of the block means and sums ``5·n·C²``; DA step 2 QKᵀ and A·V ``2·L·n·C``; PA
+    step 1 ``n²·r·C``; PA step 2 QKᵀ and A·V ``2·L·r·C``; all-to-all ``2·(HW)²·C``. Only DA step 1 depends on the
+    heads (h heads of d = C/h channels). The module's 1×1 convolutions (counted outside this core) are 6·HW·C² MACs
+    with DA and PA (q, q2, k2, v2, fusion1, fusion2). All-to-all layers have no blocks: ``n = r = None``.
 
     With fixed p, ``n = HW/r`` grows with the image: ``ratio = HW/(5 + 2n + r) → r/2`` for large images.
     """
@@ -149,7 +152,7 @@ def _eq15_layer(spec: AttentionLayer, size: int) -> Eq15Layer:
     attended = n * r
     impl = 0
     if spec.use_da:
-        impl += 3 * attended * c + 2 * attended * n * c
+        impl += 3 * spec.heads * attended * c + 5 * n * c * c + 2 * attended * n * c
     if spec.use_pa:
         impl += (n * n * r * c if spec.pa_step1 else 0) + 2 * attended * r * c
     return Eq15Layer(spec.layer, "a2k", size, h, w, c, n, r, d1, d2, p1, p2, d1 + d2 + p1 + p2, all2all, impl)
