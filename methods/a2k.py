@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops import (attention, block_grid, from_tokens, heads_view, mean_variance_norm, normalised_tokens, per_style,
-                  pointwise, tokens_as_map, to_tokens)
+from .ops import (attention, block_grid, from_tokens, heads_view, map_as_blocks, mean_variance_norm, normalised_tokens,
+                  per_style, pointwise, tokens_as_map, to_tokens)
 
 DANormaliser = Literal["r+1", "n", "p"]
 Remainder = Literal["zeros", "reflect"]
@@ -154,7 +154,7 @@ def aggregate_projected(
     three weighted sums over the C input channels per head instead of two C×C projections (≈ 10× fewer MACs at
     C = 256, r = 64, h = 8). Same function, different float rounding.
     """
-    b, n, r, c = ns.shape
+    b, n, r = ns.shape[:3]
     k_weight, v_weight = (conv.weight.reshape(heads, -1, conv.weight.shape[1]) for conv in (key_conv, value_conv))
     d, dv = k_weight.shape[1], v_weight.shape[1]
 
@@ -443,14 +443,12 @@ class A2KAttention(nn.Module):
         side, size = self.block_side, tuple(fc.shape[-2:])
         if self.remainder == "reflect":
             return from_tokens(fused, side, grid_c)[:, :, : size[0], : size[1]] + fc
-        b, c = fc.shape[:2]
         tiled_h, tiled_w = grid_c[0] * side, grid_c[1] * side
         if (tiled_h, tiled_w) == size:
             if not lean:
                 return from_tokens(fused, side, grid_c) + fc
             out = torch.empty_like(fc)
-            blocked = (b, c, grid_c[0], side, grid_c[1], side)
-            torch.add(fc.view(blocked), tokens_as_map(fused, side, grid_c), out=out.view(blocked))
+            torch.add(map_as_blocks(fc, side), tokens_as_map(fused, side, grid_c), out=map_as_blocks(out, side))
             return out
         out = fc + self._fusion_bias()[None, :, None, None]  # the untiled strip: fusion1(0) + fusion2(0) + Fc
         out[:, :, :tiled_h, :tiled_w] = from_tokens(fused, side, grid_c) + fc[:, :, :tiled_h, :tiled_w]

@@ -146,20 +146,20 @@ def _da_scores(module: A2KAttention, nc: Tensor, ns: Tensor, fs: Tensor, pad, qu
     return _head_softmax(query_at(module.q(nc)), k_hat[0], 1.0)
 
 
-def _pa_maps(module: A2KAttention, nc: Tensor, ns: Tensor, pad, query_at, head: int | None, content_block: int,
+def _pa_maps(module: A2KAttention, nc: Tensor, ns: Tensor, pad, head: int | None, content_block: int, position: int,
              cells_c: tuple[int, int], cells_s: tuple[int, int], grid_s: tuple[int, int], slots: Tensor) -> dict:
     """PA at the point: each head's chosen style block (step 1, or the same location without it) and the fine
     attention inside it, scattered onto the style grid."""
     side, heads = module.block_side, module.heads
-    q2 = module.q2(nc)
-    keys = head_blocks(pointwise(module.k2, to_tokens(pad(ns), side)), heads)  # (1, h, n_s, r, d), as the forward
-    if module.pa_step1:  # the forward's own computation on every block (so near-ties resolve identically)
-        queries = pointwise(module.q2, to_tokens(pad(nc), side))
-        blocks = match_blocks(heads_view(queries, heads), keys)[0, :, content_block]  # (h,)
+    # queries and keys as the forward computes them (so step 1's near-ties resolve identically)
+    queries = heads_view(pointwise(module.q2, to_tokens(pad(nc), side)), heads)  # (1, h, n_c, r, d)
+    keys = head_blocks(pointwise(module.k2, to_tokens(pad(ns), side)), heads)  # (1, h, n_s, r, d)
+    if module.pa_step1:
+        blocks = match_blocks(queries, keys)[0, :, content_block]  # (h,)
     else:
-        blocks = same_location_index(cells_c, cells_s, device=q2.device)[content_block].expand(heads)
+        blocks = same_location_index(cells_c, cells_s, device=nc.device)[content_block].expand(heads)
     chosen = keys[0][torch.arange(heads), blocks].transpose(-1, -2)  # (h, d, r) keys of each head's block
-    fine = _head_softmax(query_at(q2), chosen, 1.0)  # (h, r)
+    fine = _head_softmax(queries[0, :, content_block, position], chosen, 1.0)  # (h, r)
     fine_map = fine.new_zeros(heads, grid_s[0] * grid_s[1]).scatter_add_(1, slots[blocks], fine)
     fine_map = fine_map.reshape(heads, *grid_s)
     if head is None:
@@ -258,7 +258,7 @@ def attention_maps(
         da = _da_scores(module, nc, ns, fs, pad, query_at).reshape(heads, *cells_s)
         extra.update(da_scores_heads=da.cpu(), da_scores=pick(da).cpu())
     if module.use_pa:
-        extra.update(_pa_maps(module, nc, ns, pad, query_at, head, content_block, cells_c, cells_s, grid_s, slots))
+        extra.update(_pa_maps(module, nc, ns, pad, head, content_block, position, cells_c, cells_s, grid_s, slots))
     return AttentionMaps(kind="a2k", all_to_all_heads=a2a.cpu(), all_to_all=pick(a2a).cpu(), **common, **extra)
 
 

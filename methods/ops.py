@@ -86,6 +86,14 @@ def from_blocks(blocks: Tensor, side: int, grid: tuple[int, int], size: tuple[in
     return x
 
 
+def map_as_blocks(x: Tensor, side: int) -> Tensor:
+    """A view of the tiled part of x (B, C, H, W) as (B, C, gh, p, gw, p) (floor tiling; no copy): it lines up element
+    for element with :func:`tokens_as_map` of the tokens of x."""
+    b, c, h, w = x.shape
+    gh, gw = block_grid(h, w, side)
+    return x[:, :, : gh * side, : gw * side].view(b, c, gh, side, gw, side)
+
+
 def to_tokens(x: Tensor, side: int) -> Tensor:
     """Cut ``x`` (B, C, H, W) into blocks in the token layout → (B, n, r, C), channels last (one copy).
 
@@ -93,10 +101,9 @@ def to_tokens(x: Tensor, side: int) -> Tensor:
     :func:`to_blocks` (floor tiling), with each position's channels contiguous, which is what 1×1 convolutions
     (:func:`pointwise`) and per-head attention on strided views (:func:`attention`) read fastest.
     """
-    b, c, h, w = x.shape
-    gh, gw = block_grid(h, w, side)
-    x = x[:, :, : gh * side, : gw * side].reshape(b, c, gh, side, gw, side).permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(b, gh * gw, side * side, c)
+    blocked = map_as_blocks(x, side)
+    b, c, gh, _, gw, _ = blocked.shape
+    return blocked.permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, side * side, c)
 
 
 def normalised_tokens(x: Tensor, side: int) -> Tensor:
@@ -106,11 +113,10 @@ def normalised_tokens(x: Tensor, side: int) -> Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         return to_tokens(mean_variance_norm(x), side)
     mean, std = calc_mean_std(x)
-    b, c, h, w = x.shape
-    gh, gw = block_grid(h, w, side)
+    blocked = map_as_blocks(x, side)
+    b, c, gh, _, gw, _ = blocked.shape
     tokens = x.new_empty(b, gh * gw, side * side, c)
     target = tokens_as_map(tokens, side, (gh, gw))  # (B, C, gh, p, gw, p) view of the tokens
-    blocked = x[:, :, : gh * side, : gw * side].reshape(b, c, gh, side, gw, side)
     torch.sub(blocked, mean.view(b, c, 1, 1, 1, 1), out=target)
     target.div_(std.view(b, c, 1, 1, 1, 1))
     return tokens
@@ -194,6 +200,22 @@ def chunked_attention(
     return torch.cat([naive_attention(qc, k, v, scale) for qc in q.split(chunk, dim=-2)], dim=-2)
 
 
+SDP_MATH = 0
+"""``torch.nn.attention.SDPBackend.MATH``: the kernel that materialises the whole score matrix."""
+
+
+def _sdp_choice(q: Tensor, k: Tensor, v: Tensor, scale: float) -> int | None:
+    """The SDPA kernel PyTorch would pick for these inputs (``torch._fused_sdp_choice``), or None where it cannot
+    say (a PyTorch without it, or inputs it rejects)."""
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return None
+    try:
+        return int(choose(q, k, v, scale=scale))
+    except (RuntimeError, TypeError):
+        return None
+
+
 def _fused_sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor | None:
     """SDPA through a fused (non-materialising) kernel, or None when PyTorch would pick its math kernel.
 
@@ -205,22 +227,14 @@ def _fused_sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor | None:
     """
     if v.shape[-1] != q.shape[-1]:
         return None
-    choose = getattr(torch, "_fused_sdp_choice", None)
-    if choose is not None and q.dim() == k.dim() == v.dim() == 4 and q.shape[:2] == k.shape[:2] == v.shape[:2] \
-            and all(t.stride(-1) == 1 and 0 not in t.stride() for t in (q, k, v)):
-        try:  # strided 4-D views (tokens split into heads): the fused kernels read them in place
-            if int(choose(q, k, v, scale=scale)) != 0:
-                return F.scaled_dot_product_attention(q, k, v, scale=scale)
-        except (RuntimeError, TypeError):
-            pass
+    if q.dim() == k.dim() == v.dim() == 4 and q.shape[:2] == k.shape[:2] == v.shape[:2] \
+            and all(t.stride(-1) == 1 and 0 not in t.stride() for t in (q, k, v)) \
+            and _sdp_choice(q, k, v, scale) not in (None, SDP_MATH):
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)  # strided 4-D views (tokens as heads) in place
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q4, k4, v4 = (t.expand(*lead, *t.shape[-2:]).reshape(1, -1, *t.shape[-2:]).contiguous() for t in (q, k, v))
-    if choose is not None:
-        try:
-            if int(choose(q4, k4, v4, scale=scale)) == 0:  # SDPBackend.MATH
-                return None
-        except (RuntimeError, TypeError):
-            pass
+    if _sdp_choice(q4, k4, v4, scale) == SDP_MATH:
+        return None
     return F.scaled_dot_product_attention(q4, k4, v4, scale=scale).reshape(*lead, q.shape[-2], v.shape[-1])
 
 
